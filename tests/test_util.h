@@ -1,0 +1,31 @@
+/* test_util.h: helpers shared by the CMocka tests (temporary folders, raw
+ * files, running the CLI, tolerance checks). */
+#ifndef STACL_TEST_UTIL_H
+#define STACL_TEST_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Creates a fresh folder under $TMPDIR (or /tmp); returns a static path that
+ * stays valid until the next call. Aborts the test on failure. */
+const char *tu_make_temp_dir(void);
+/* Removes a folder and everything in it (best effort). */
+void tu_remove_tree(const char *path);
+/* Writes bytes to path; returns 0 on success. */
+int tu_write_file(const char *path, const void *data, size_t n);
+/* Reads a whole file (malloc'd, NUL-terminated); NULL on failure. */
+char *tu_read_file(const char *path, size_t *n);
+/* Runs `argv` (argv[0] = program path) with stdout and stderr captured into
+ * malloc'd strings (may pass NULL to discard). extra_env: NULL-terminated
+ * "K=V" list added to the environment, may be NULL. Returns the exit status
+ * (or 128+signal). */
+int tu_run(const char *const *argv, const char *const *extra_env, char **out, char **err);
+
+/* Max |a-b| over n values; NaN anywhere gives INFINITY (a NaN never passes). */
+double tu_max_abs_diff(const float *a, const float *b, size_t n);
+/* Max |x| over n values. */
+double tu_max_abs(const float *x, size_t n);
+/* Deterministic pseudo-random floats in [-scale, scale]. */
+void tu_fill_random(float *x, size_t n, uint64_t seed, float scale);
+
+#endif
