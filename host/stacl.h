@@ -45,8 +45,8 @@ typedef struct stacl_device_info {
     char name[128];
     char vendor[128];
     char driver_version[64];
-    char device_version[64];   /* "OpenCL 3.0 PoCL ..." */
-    char opencl_c_version[64]; /* "OpenCL C 1.2 ..." */
+    char device_version[256];  /* "OpenCL 3.0 PoCL ..." */
+    char opencl_c_version[128]; /* "OpenCL C 1.2 ..." */
     int is_gpu, is_cpu, is_accelerator;
     unsigned compute_units;
     uint64_t global_mem_bytes;
@@ -129,8 +129,15 @@ void stacl_state_set_observer(stacl_state *state, stacl_observer fn, void *user)
 size_t stacl_forward_output_size(const stacl_model *model, int frames, stacl_output kind);
 stacl_status stacl_vision_forward(stacl_state *state, const float *pixels, int frames,
                                   stacl_output kind, float *out);
-/* Device time of the last forward in milliseconds (OpenCL event profiling). */
+/* Device time of the last forward in milliseconds (OpenCL event profiling),
+ * in total and per op ("gemm", "layernorm", ...). */
 double stacl_state_last_device_ms(const stacl_state *state);
+typedef struct stacl_op_time {
+    const char *op;
+    double ms;
+    int launches;
+} stacl_op_time;
+int stacl_state_op_times(const stacl_state *state, const stacl_op_time **times);
 
 #ifdef __cplusplus
 }

@@ -39,13 +39,23 @@ stacl_status stacl_fail(stacl_status status, const char *fmt, ...) {
 }
 
 stacl_status stacl_fail_context(stacl_status status, const char *fmt, ...) {
-    char prefix[1024];
     char old[STACL_MSG_CAP];
+    memcpy(old, last_message, sizeof old);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    int n = vsnprintf(last_message, sizeof last_message, fmt, ap);
     va_end(ap);
-    memcpy(old, last_message, sizeof old);
-    snprintf(last_message, sizeof last_message, "%s: %s", prefix, old);
+    /* Append ": <old message>", truncating (never overflowing) if long. */
+    size_t used = n < 0 ? 0 : (size_t)n < sizeof last_message ? (size_t)n : sizeof last_message - 1;
+    size_t room = sizeof last_message - 1 - used;
+    size_t old_len = strnlen(old, sizeof old - 1);
+    const char sep[] = ": ";
+    size_t sep_len = room < 2 ? room : 2;
+    memcpy(last_message + used, sep, sep_len);
+    used += sep_len;
+    room -= sep_len;
+    size_t take = old_len < room ? old_len : room;
+    memcpy(last_message + used, old, take);
+    last_message[used + take] = '\0';
     return status;
 }

@@ -1,0 +1,54 @@
+/* cli.h: what the stacl commands share: the command table entry points,
+ * option parsing and error reporting. Exit codes: 0 ok, 1 failure, 2 usage. */
+#ifndef STACL_CLI_H
+#define STACL_CLI_H
+
+#include <stdio.h>
+
+#include "stacl.h"
+
+#define CLI_EXIT_FAILURE 1
+#define CLI_EXIT_USAGE 2
+
+int cmd_devices(int argc, char **argv);
+int cmd_forward(int argc, char **argv);
+int cmd_gen_model(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
+
+/* Option scanning over argv[1..]: "--name value", "--name=value" or a flag. */
+typedef struct cli_args {
+    int argc;
+    char **argv;
+    int i;               /* next index */
+    const char *command; /* for messages */
+} cli_args;
+
+typedef struct cli_opt {
+    const char *name;  /* "--model" */
+    int takes_value;
+} cli_opt;
+
+/* Returns the index in opts of the next option (value in *value), -1 at the
+ * end, -2 on a usage error (already reported). Positional arguments are
+ * refused: no command takes any yet. */
+int cli_next(cli_args *a, const cli_opt *opts, int n_opts, const char **value);
+/* Parses an int in [lo, hi]; reports a usage error and returns 0 on failure. */
+int cli_int(const char *command, const char *opt, const char *text, long lo, long hi, int *out);
+
+/* Prints "stacl CMD: error: <last error>" with the status name. */
+int cli_fail(const char *command, stacl_status st);
+int cli_usage_error(const char *command, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Fails early (before any work) when the folder that would hold path is not
+ * writable. */
+int cli_check_writable(const char *command, const char *path);
+
+/* Runs `clips` clips of `frames` frames through the vision tower, timing
+ * each (wall and device time), after `warmup` untimed passes. Returns an
+ * exit code. */
+int cli_forward_clips(stacl_model *model, const float *pixels, int clips, int frames, stacl_output kind, float *out,
+                      int warmup, int quiet, int profile);
+
+double cli_now_ms(void);
+int cli_compare_double(const void *a, const void *b);
+
+#endif

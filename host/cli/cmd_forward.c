@@ -1,0 +1,169 @@
+/* cmd_forward.c: `stacl forward`: frames in a .npy file through the CLIP
+ * vision tower, embeddings (or last-block tokens) out to a .npy file. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "npy.h"
+
+static void usage(void) {
+    printf("usage: stacl forward --model PATH --input X.npy --out Y.npy [--tokens] [--device D]\n"
+           "                     [--warmup N] [--profile] [--quiet]\n\n"
+           "Runs the frozen CLIP vision tower on frames that are already normalized.\n\n"
+           "  --model PATH   folder with model.safetensors (+ config.json for Hugging Face files),\n"
+           "                 or a .safetensors file (OpenAI/open_clip or Hugging Face tensor names)\n"
+           "  --input X.npy  float32 [T, 3, H, W], or [B, T, 3, H, W] for B clips (H = W = image size)\n"
+           "  --out Y.npy    float32 [T, proj_dim] image embeddings, not normalized ([B, T, ...] for B\n"
+           "                 clips); [T, width] after ln_post when the model has no projection\n"
+           "  --tokens       write the last block's output [T, tokens, width] (before ln_post) instead\n"
+           "  --device D     OpenCL device index or name substring (default: $STACL_DEVICE, else the\n"
+           "                 first GPU, else the first device; see 'stacl devices')\n"
+           "  --warmup N     untimed passes over the first clip before timing (default 0); the\n"
+           "                 first pass on a fresh machine includes kernel compilation\n"
+           "  --profile      print device time per op (OpenCL event profiling)\n"
+           "  --quiet        print nothing on success\n");
+}
+
+int cli_forward_clips(stacl_model *model, const float *pixels, int clips, int frames, stacl_output kind, float *out,
+                      int warmup, int quiet, int profile) {
+    stacl_state *state = NULL;
+    double *wall = NULL, *dev = NULL;
+    int rc = 0;
+    const stacl_vision_config *c = stacl_model_vision_config(model);
+    const size_t frame_floats = (size_t)3 * c->image_size * c->image_size;
+    const size_t out_per_clip = stacl_forward_output_size(model, frames, kind);
+    stacl_status st = stacl_state_create(&state, model, frames);
+    if (st != STACL_OK) return cli_fail("forward", st);
+    wall = calloc((size_t)clips, sizeof *wall);
+    dev = calloc((size_t)clips, sizeof *dev);
+    if (!wall || !dev) {
+        fprintf(stderr, "stacl forward: error: out of host memory\n");
+        rc = CLI_EXIT_FAILURE;
+        goto done;
+    }
+    for (int i = 0; i < warmup; i++) {
+        double t0 = cli_now_ms();
+        st = stacl_vision_forward(state, pixels, frames, kind, out);
+        if (st != STACL_OK) { rc = cli_fail("forward", st); goto done; }
+        if (!quiet) printf("warm-up pass %d: %.1f ms\n", i + 1, cli_now_ms() - t0);
+    }
+    for (int b = 0; b < clips; b++) {
+        double t0 = cli_now_ms();
+        st = stacl_vision_forward(state, pixels + (size_t)b * frames * frame_floats, frames, kind,
+                                  out + (size_t)b * out_per_clip);
+        if (st != STACL_OK) { rc = cli_fail("forward", st); goto done; }
+        wall[b] = cli_now_ms() - t0;
+        dev[b] = stacl_state_last_device_ms(state);
+        if (!quiet && clips > 1) printf("clip %d/%d: %.1f ms\n", b + 1, clips, wall[b]);
+        if (profile) {
+            const stacl_op_time *times;
+            int n = stacl_state_op_times(state, &times);
+            printf("device time per op (clip %d):\n", b + 1);
+            for (int i = 0; i < n; i++)
+                printf("  %-16s %9.2f ms  %5.1f%%  (%d launches)\n", times[i].op, times[i].ms,
+                       dev[b] > 0 ? 100.0 * times[i].ms / dev[b] : 0.0, times[i].launches);
+        }
+    }
+    if (!quiet) {
+        qsort(wall, (size_t)clips, sizeof *wall, cli_compare_double);
+        qsort(dev, (size_t)clips, sizeof *dev, cli_compare_double);
+        printf("time per clip (%d frames): %.1f ms wall, %.1f ms device (median of %d clip%s)\n", frames,
+               wall[clips / 2], dev[clips / 2], clips, clips > 1 ? "s" : "");
+    }
+done:
+    free(wall);
+    free(dev);
+    stacl_state_free(state);
+    return rc;
+}
+
+int cmd_forward(int argc, char **argv) {
+    static const cli_opt opts[] = {{"--model", 1}, {"--input", 1}, {"--out", 1}, {"--tokens", 0}, {"--device", 1},
+                                   {"--warmup", 1}, {"--profile", 0}, {"--quiet", 0}, {"--help", 0}};
+    cli_args a = {argc, argv, 1, "forward"};
+    const char *model_path = NULL, *input = NULL, *out_path = NULL, *device = NULL, *value;
+    int tokens = 0, warmup = 0, profile = 0, quiet = 0, k;
+    while ((k = cli_next(&a, opts, 9, &value)) >= 0) {
+        switch (k) {
+        case 0: model_path = value; break;
+        case 1: input = value; break;
+        case 2: out_path = value; break;
+        case 3: tokens = 1; break;
+        case 4: device = value; break;
+        case 5: if (!cli_int("forward", "--warmup", value, 0, 1000, &warmup)) return CLI_EXIT_USAGE; break;
+        case 6: profile = 1; break;
+        case 7: quiet = 1; break;
+        case 8: usage(); return 0;
+        }
+    }
+    if (k == -2) return CLI_EXIT_USAGE;
+    if (!model_path || !input || !out_path)
+        return cli_usage_error("forward", "--model, --input and --out are required");
+    if (!cli_check_writable("forward", out_path)) return CLI_EXIT_FAILURE;
+
+    stacl_npy x = {0};
+    stacl_ctx *ctx = NULL;
+    stacl_model *model = NULL;
+    float *y = NULL;
+    int rc = 0;
+    stacl_status st = stacl_npy_read_f32(input, &x);
+    if (st != STACL_OK) { rc = cli_fail("forward", st); goto done; }
+    if (x.ndim != 4 && x.ndim != 5) {
+        fprintf(stderr, "stacl forward: error: %s: expected a [T, 3, H, W] or [B, T, 3, H, W] array, found %d dimensions\n",
+                input, x.ndim);
+        rc = CLI_EXIT_FAILURE;
+        goto done;
+    }
+    if ((st = stacl_ctx_create(&ctx, device)) != STACL_OK) { rc = cli_fail("forward", st); goto done; }
+    if ((st = stacl_model_load(&model, ctx, model_path)) != STACL_OK) { rc = cli_fail("forward", st); goto done; }
+    const stacl_vision_config *c = stacl_model_vision_config(model);
+    const int five = x.ndim == 5;
+    const int64_t clips = five ? x.shape[0] : 1, frames = x.shape[five];
+    const int64_t *chw = x.shape + five + 1;
+    if (chw[0] != 3 || chw[1] != c->image_size || chw[2] != c->image_size || frames < 1 || clips < 1 ||
+        frames > 4096 || clips > (1 << 20)) {
+        fprintf(stderr, "stacl forward: error: %s: shape [", input);
+        for (int i = 0; i < x.ndim; i++) fprintf(stderr, "%s%lld", i ? ", " : "", (long long)x.shape[i]);
+        fprintf(stderr, "] does not fit the model: expected [T, 3, %d, %d] or [B, T, 3, %d, %d] with T >= 1\n",
+                c->image_size, c->image_size, c->image_size, c->image_size);
+        rc = CLI_EXIT_FAILURE;
+        goto done;
+    }
+    stacl_output kind = tokens ? STACL_OUT_TOKENS : STACL_OUT_EMBEDDING;
+    size_t per_clip = stacl_forward_output_size(model, (int)frames, kind);
+    y = malloc((size_t)clips * per_clip * sizeof *y);
+    if (!y) { fprintf(stderr, "stacl forward: error: out of host memory\n"); rc = CLI_EXIT_FAILURE; goto done; }
+    if (!quiet) {
+        const stacl_device_info *d = stacl_ctx_device(ctx);
+        printf("device: [%d] %s (%s)\n", d->index, d->name, d->platform);
+        printf("model: %s layout, width %d, %d layers, %d heads, patch %d, image %d, %d tokens, %s\n",
+               c->layout == STACL_LAYOUT_HF ? "Hugging Face" : "OpenAI", c->width, c->layers, c->heads, c->patch,
+               c->image_size, stacl_vision_tokens(c), c->proj_dim ? "projection" : "no projection");
+        if (!c->proj_dim && !tokens)
+            printf("note: the model has no projection: writing the ln_post class features [T, %d]\n", c->width);
+    }
+    rc = cli_forward_clips(model, x.data, (int)clips, (int)frames, kind, y, warmup, quiet, profile);
+    if (rc) goto done;
+    int64_t shape[5];
+    int nd = 0;
+    if (five) shape[nd++] = clips;
+    shape[nd++] = frames;
+    if (tokens) {
+        shape[nd++] = stacl_vision_tokens(c);
+        shape[nd++] = c->width;
+    } else {
+        shape[nd++] = c->proj_dim ? c->proj_dim : c->width;
+    }
+    if ((st = stacl_npy_write_f32(out_path, y, shape, nd)) != STACL_OK) { rc = cli_fail("forward", st); goto done; }
+    if (!quiet) {
+        printf("wrote %s: [", out_path);
+        for (int i = 0; i < nd; i++) printf("%s%lld", i ? ", " : "", (long long)shape[i]);
+        printf("] float32\n");
+    }
+done:
+    free(y);
+    stacl_model_free(model);
+    stacl_ctx_free(ctx);
+    stacl_npy_release(&x);
+    return rc;
+}

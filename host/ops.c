@@ -1,0 +1,234 @@
+/* ops.c: launchers for stacl's own kernels (the kernels/ folder) and the event
+ * profiler they share. GEMMs are in gemm.c. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops.h"
+
+/* ---- profiling ---------------------------------------------------------- */
+
+static void release_events(stacl_ctx *ctx) {
+    for (size_t i = 0; i < ctx->n_events; i++) clReleaseEvent(ctx->events[i]);
+    ctx->n_events = 0;
+}
+
+void stacl_profile_begin(stacl_ctx *ctx) {
+    release_events(ctx);
+    ctx->profiling = 1;
+}
+
+/* Returns where a launch should store its event, or NULL when profiling is
+ * off (or the event list cannot grow: profiling degrades, work goes on). */
+cl_event *stacl_profile_slot(stacl_ctx *ctx, const char *op) {
+    if (!ctx->profiling) return NULL;
+    if (ctx->n_events == ctx->cap_events) {
+        size_t cap = ctx->cap_events ? 2 * ctx->cap_events : 256;
+        cl_event *ev = realloc(ctx->events, cap * sizeof *ev);
+        if (ev) ctx->events = ev;
+        const char **names = realloc(ctx->event_ops, cap * sizeof *names);
+        if (names) ctx->event_ops = names;
+        if (!ev || !names) return NULL;
+        ctx->cap_events = cap;
+    }
+    ctx->event_ops[ctx->n_events] = op;
+    return &ctx->events[ctx->n_events++];
+}
+
+/* A launch that failed leaves no event behind: forget its slot. */
+static void drop_last_slot(stacl_ctx *ctx, cl_event *slot) {
+    if (slot && ctx->n_events > 0 && slot == &ctx->events[ctx->n_events - 1]) ctx->n_events--;
+}
+
+stacl_status stacl_profile_collect(stacl_ctx *ctx, stacl_op_time *entries, int *count, double *total_ms) {
+    cl_int err = clFinish(ctx->queue);
+    ctx->profiling = 0;
+    if (err != CL_SUCCESS) {
+        release_events(ctx);
+        return stacl_cl_fail(ctx, err, "clFinish");
+    }
+    int n = 0;
+    double total = 0.0;
+    for (size_t i = 0; i < ctx->n_events; i++) {
+        cl_ulong t0 = 0, t1 = 0;
+        if (clGetEventProfilingInfo(ctx->events[i], CL_PROFILING_COMMAND_START, sizeof t0, &t0, NULL) != CL_SUCCESS ||
+            clGetEventProfilingInfo(ctx->events[i], CL_PROFILING_COMMAND_END, sizeof t1, &t1, NULL) != CL_SUCCESS)
+            continue;
+        double ms = (double)(t1 - t0) * 1e-6;
+        total += ms;
+        if (!entries) continue;
+        int j = 0;
+        while (j < n && strcmp(entries[j].op, ctx->event_ops[i]) != 0) j++;
+        if (j == n) {
+            if (n == STACL_PROFILE_MAX_OPS) continue;
+            entries[n++] = (stacl_op_time){ctx->event_ops[i], 0.0, 0};
+        }
+        entries[j].ms += ms;
+        entries[j].launches++;
+    }
+    release_events(ctx);
+    if (count) *count = n;
+    if (total_ms) *total_ms = total;
+    return STACL_OK;
+}
+
+/* ---- launch helpers ------------------------------------------------------ */
+
+/* Kernels take 32-bit offsets and sizes (cheaper index math on GPUs): refuse
+ * anything larger rather than wrap. */
+static stacl_status check_u32(const char *op, size_t value) {
+    if (value > 0xffffffffu)
+        return stacl_fail(STACL_ERR_UNSUPPORTED, "%s: index %zu exceeds the 32-bit range of stacl's kernels", op, value);
+    return STACL_OK;
+}
+
+typedef struct arg_list {
+    cl_kernel kernel;
+    cl_uint next;
+    cl_int err;
+} arg_list;
+
+static void arg_mem(arg_list *a, cl_mem m) {
+    if (a->err == CL_SUCCESS) a->err = clSetKernelArg(a->kernel, a->next, sizeof m, &m);
+    a->next++;
+}
+static void arg_u32(arg_list *a, size_t v) {
+    cl_uint u = (cl_uint)v;
+    if (a->err == CL_SUCCESS) a->err = clSetKernelArg(a->kernel, a->next, sizeof u, &u);
+    a->next++;
+}
+static void arg_f32(arg_list *a, float v) {
+    if (a->err == CL_SUCCESS) a->err = clSetKernelArg(a->kernel, a->next, sizeof v, &v);
+    a->next++;
+}
+static void arg_local(arg_list *a, size_t bytes) {
+    if (a->err == CL_SUCCESS) a->err = clSetKernelArg(a->kernel, a->next, bytes, NULL);
+    a->next++;
+}
+
+static arg_list args_for(stacl_ctx *ctx, stacl_kernel_id id) { return (arg_list){ctx->kernels[id], 0, CL_SUCCESS}; }
+
+/* 1-D launch of `global` work-items in groups of `local` (0: let the driver
+ * choose, for element-wise kernels). */
+static stacl_status launch(stacl_ctx *ctx, const char *op, arg_list *a, size_t global, size_t local) {
+    if (a->err != CL_SUCCESS) {
+        stacl_status st = stacl_cl_fail(ctx, a->err, "clSetKernelArg");
+        return stacl_fail_context(st, "%s (argument %u)", op, a->next);
+    }
+    if (global == 0) return STACL_OK;
+    cl_event *ev = stacl_profile_slot(ctx, op);
+    cl_int err = clEnqueueNDRangeKernel(ctx->queue, a->kernel, 1, NULL, &global, local ? &local : NULL, 0, NULL, ev);
+    if (err != CL_SUCCESS) {
+        drop_last_slot(ctx, ev);
+        stacl_status st = stacl_cl_fail(ctx, err, "clEnqueueNDRangeKernel");
+        return stacl_fail_context(st, "%s", op);
+    }
+    return STACL_OK;
+}
+
+/* ---- ops ------------------------------------------------------------------ */
+
+stacl_status stacl_op_layernorm(stacl_ctx *ctx, size_t rows, size_t cols, float eps,
+                                cl_mem x, size_t x_off, size_t x_stride,
+                                cl_mem y, size_t y_off, size_t y_stride,
+                                cl_mem params, size_t gamma_off, size_t beta_off) {
+    stacl_status st = STACL_OK;
+    TRY(check_u32("layernorm", x_off + rows * x_stride));
+    TRY(check_u32("layernorm", y_off + rows * y_stride));
+    arg_list a = args_for(ctx, K_LAYERNORM);
+    arg_mem(&a, x); arg_u32(&a, x_off); arg_u32(&a, x_stride);
+    arg_mem(&a, y); arg_u32(&a, y_off); arg_u32(&a, y_stride);
+    arg_mem(&a, params); arg_u32(&a, gamma_off);
+    arg_mem(&a, params); arg_u32(&a, beta_off);
+    arg_u32(&a, cols); arg_f32(&a, eps); arg_local(&a, ctx->reduce_wg * sizeof(float));
+    st = launch(ctx, "layernorm", &a, rows * ctx->reduce_wg, ctx->reduce_wg);
+cleanup:
+    return st;
+}
+
+stacl_status stacl_op_softmax(stacl_ctx *ctx, size_t rows, size_t cols, size_t causal_len,
+                              cl_mem x, size_t x_off) {
+    stacl_status st = STACL_OK;
+    TRY(check_u32("softmax", x_off + rows * cols));
+    arg_list a = args_for(ctx, K_SOFTMAX_ROWS);
+    arg_mem(&a, x); arg_u32(&a, x_off); arg_u32(&a, cols); arg_u32(&a, causal_len);
+    arg_local(&a, ctx->reduce_wg * sizeof(float));
+    st = launch(ctx, "softmax", &a, rows * ctx->reduce_wg, ctx->reduce_wg);
+cleanup:
+    return st;
+}
+
+stacl_status stacl_op_bias_act(stacl_ctx *ctx, stacl_bias_act act, size_t rows, size_t cols,
+                               cl_mem y, size_t y_off, cl_mem bias, size_t bias_off) {
+    static const stacl_kernel_id ids[] = {K_BIAS_ADD, K_BIAS_QUICK_GELU, K_BIAS_GELU};
+    static const char *const names[] = {"bias_add", "bias_quick_gelu", "bias_gelu"};
+    stacl_status st = STACL_OK;
+    TRY(check_u32(names[act], y_off + rows * cols));
+    arg_list a = args_for(ctx, ids[act]);
+    arg_mem(&a, y); arg_u32(&a, y_off); arg_mem(&a, bias); arg_u32(&a, bias_off);
+    arg_u32(&a, rows); arg_u32(&a, cols);
+    st = launch(ctx, names[act], &a, rows * cols, 0);
+cleanup:
+    return st;
+}
+
+stacl_status stacl_op_split_heads(stacl_ctx *ctx, size_t frames, size_t tokens, size_t heads, size_t head_dim,
+                                  float q_scale, cl_mem qkv, size_t qkv_off, cl_mem out,
+                                  size_t q_off, size_t k_off, size_t v_off) {
+    stacl_status st = STACL_OK;
+    size_t n = frames * tokens * heads * head_dim;
+    TRY(check_u32("split_heads", qkv_off + 3 * n));
+    TRY(check_u32("split_heads", (q_off > k_off ? (q_off > v_off ? q_off : v_off) : (k_off > v_off ? k_off : v_off)) + n));
+    arg_list a = args_for(ctx, K_SPLIT_HEADS);
+    arg_mem(&a, qkv); arg_u32(&a, qkv_off); arg_mem(&a, out);
+    arg_u32(&a, q_off); arg_u32(&a, k_off); arg_u32(&a, v_off);
+    arg_u32(&a, frames); arg_u32(&a, tokens); arg_u32(&a, heads); arg_u32(&a, head_dim); arg_f32(&a, q_scale);
+    st = launch(ctx, "split_heads", &a, n, 0);
+cleanup:
+    return st;
+}
+
+stacl_status stacl_op_merge_heads(stacl_ctx *ctx, size_t frames, size_t tokens, size_t heads, size_t head_dim,
+                                  cl_mem o, size_t o_off, cl_mem y, size_t y_off) {
+    stacl_status st = STACL_OK;
+    size_t n = frames * tokens * heads * head_dim;
+    TRY(check_u32("merge_heads", o_off + n));
+    TRY(check_u32("merge_heads", y_off + n));
+    arg_list a = args_for(ctx, K_MERGE_HEADS);
+    arg_mem(&a, o); arg_u32(&a, o_off); arg_mem(&a, y); arg_u32(&a, y_off);
+    arg_u32(&a, frames); arg_u32(&a, tokens); arg_u32(&a, heads); arg_u32(&a, head_dim);
+    st = launch(ctx, "merge_heads", &a, n, 0);
+cleanup:
+    return st;
+}
+
+stacl_status stacl_op_im2col(stacl_ctx *ctx, size_t frames, size_t size, size_t patch,
+                             cl_mem img, size_t img_off, cl_mem cols, size_t cols_off) {
+    stacl_status st = STACL_OK;
+    size_t grid = size / patch;
+    size_t n = frames * grid * grid * 3 * patch * patch;
+    TRY(check_u32("im2col", img_off + frames * 3 * size * size));
+    TRY(check_u32("im2col", cols_off + n));
+    arg_list a = args_for(ctx, K_IM2COL_PATCHES);
+    arg_mem(&a, img); arg_u32(&a, img_off); arg_mem(&a, cols); arg_u32(&a, cols_off);
+    arg_u32(&a, frames); arg_u32(&a, size); arg_u32(&a, patch);
+    st = launch(ctx, "im2col", &a, n, 0);
+cleanup:
+    return st;
+}
+
+stacl_status stacl_op_assemble_tokens(stacl_ctx *ctx, size_t frames, size_t n_patches, size_t width,
+                                      cl_mem patches, size_t patches_off, cl_mem params, size_t cls_off,
+                                      size_t pos_off, cl_mem x, size_t x_off) {
+    stacl_status st = STACL_OK;
+    size_t n = frames * (n_patches + 1) * width;
+    TRY(check_u32("assemble_tokens", x_off + n));
+    TRY(check_u32("assemble_tokens", patches_off + frames * n_patches * width));
+    arg_list a = args_for(ctx, K_ASSEMBLE_TOKENS);
+    arg_mem(&a, patches); arg_u32(&a, patches_off);
+    arg_mem(&a, params); arg_u32(&a, cls_off);
+    arg_mem(&a, params); arg_u32(&a, pos_off);
+    arg_mem(&a, x); arg_u32(&a, x_off); arg_u32(&a, frames); arg_u32(&a, n_patches); arg_u32(&a, width);
+    st = launch(ctx, "assemble_tokens", &a, n, 0);
+cleanup:
+    return st;
+}

@@ -1,0 +1,66 @@
+/* ops.h: host-side launchers of stacl's kernels and of the CLBlast GEMMs.
+ * Every tensor argument is a device buffer plus an element offset; shapes
+ * are given explicitly. Launches are asynchronous on the ctx's in-order
+ * queue. When profiling is on, every launch records an event under its op
+ * name, and stacl_profile_collect() sums the device time per op. */
+#ifndef STACL_OPS_H
+#define STACL_OPS_H
+
+#include "runtime.h"
+
+/* ---- profiling ---- */
+#define STACL_PROFILE_MAX_OPS 16
+
+void stacl_profile_begin(stacl_ctx *ctx);
+/* Where a launch stores its event: NULL when profiling is off. */
+cl_event *stacl_profile_slot(stacl_ctx *ctx, const char *op);
+/* Waits for the queue, sums event times per op, releases the events. */
+stacl_status stacl_profile_collect(stacl_ctx *ctx, stacl_op_time *entries, int *count, double *total_ms);
+
+/* ---- GEMM through CLBlast (row-major) ----
+ * c[m,n] = alpha * op(a) op(b) + beta * c, op = transpose when trans_* != 0. */
+stacl_status stacl_gemm(stacl_ctx *ctx, int trans_a, int trans_b, size_t m, size_t n, size_t k,
+                        float alpha, cl_mem a, size_t a_off, size_t lda,
+                        cl_mem b, size_t b_off, size_t ldb,
+                        float beta, cl_mem c, size_t c_off, size_t ldc);
+stacl_status stacl_gemm_batched(stacl_ctx *ctx, int trans_a, int trans_b, size_t m, size_t n, size_t k,
+                                float alpha, cl_mem a, size_t a_off, size_t lda, size_t a_stride,
+                                cl_mem b, size_t b_off, size_t ldb, size_t b_stride,
+                                float beta, cl_mem c, size_t c_off, size_t ldc, size_t c_stride,
+                                size_t batch);
+/* y[rows, out] = x[rows, in] w[out, in]^T (+ y when accumulate): nn.Linear
+ * without its bias. */
+stacl_status stacl_linear(stacl_ctx *ctx, size_t rows, size_t in, size_t out,
+                          cl_mem x, size_t x_off, cl_mem w, size_t w_off,
+                          cl_mem y, size_t y_off, int accumulate);
+
+/* ---- stacl kernels ---- */
+/* y rows (y_stride apart) = LayerNorm(x rows (x_stride apart)) over cols. */
+stacl_status stacl_op_layernorm(stacl_ctx *ctx, size_t rows, size_t cols, float eps,
+                                cl_mem x, size_t x_off, size_t x_stride,
+                                cl_mem y, size_t y_off, size_t y_stride,
+                                cl_mem params, size_t gamma_off, size_t beta_off);
+/* In-place row softmax of x[rows, cols]; causal_len > 0 masks keys after the
+ * query position (row % causal_len). */
+stacl_status stacl_op_softmax(stacl_ctx *ctx, size_t rows, size_t cols, size_t causal_len,
+                              cl_mem x, size_t x_off);
+typedef enum { STACL_BIAS_ONLY, STACL_BIAS_QUICK_GELU, STACL_BIAS_GELU } stacl_bias_act;
+/* y[rows, cols] = act(y + bias). */
+stacl_status stacl_op_bias_act(stacl_ctx *ctx, stacl_bias_act act, size_t rows, size_t cols,
+                               cl_mem y, size_t y_off, cl_mem bias, size_t bias_off);
+/* qkv [F, L, 3, H, D] -> q, k, v [F, H, L, D], q scaled. */
+stacl_status stacl_op_split_heads(stacl_ctx *ctx, size_t frames, size_t tokens, size_t heads, size_t head_dim,
+                                  float q_scale, cl_mem qkv, size_t qkv_off, cl_mem out,
+                                  size_t q_off, size_t k_off, size_t v_off);
+/* o [F, H, L, D] -> y [F, L, H*D]. */
+stacl_status stacl_op_merge_heads(stacl_ctx *ctx, size_t frames, size_t tokens, size_t heads, size_t head_dim,
+                                  cl_mem o, size_t o_off, cl_mem y, size_t y_off);
+/* img [F, 3, S, S] -> cols [F * (S/p)^2, 3 p p]. */
+stacl_status stacl_op_im2col(stacl_ctx *ctx, size_t frames, size_t size, size_t patch,
+                             cl_mem img, size_t img_off, cl_mem cols, size_t cols_off);
+/* x [F, P+1, W] = [cls; patches] + pos. */
+stacl_status stacl_op_assemble_tokens(stacl_ctx *ctx, size_t frames, size_t n_patches, size_t width,
+                                      cl_mem patches, size_t patches_off, cl_mem params, size_t cls_off,
+                                      size_t pos_off, cl_mem x, size_t x_off);
+
+#endif

@@ -1,0 +1,188 @@
+/* program.c: builds the kernels embedded from the kernels/ folder for one device,
+ * printing nothing but keeping the build log in the error message, and caches
+ * the device binary on disk keyed by device, driver, options and source hash,
+ * so a second process does not recompile. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "runtime.h"
+
+typedef struct { const char *name; const char *source; size_t length; } stacl_kernel_source;
+extern const stacl_kernel_source stacl_kernel_sources[];
+extern const int stacl_kernel_source_count;
+
+static const char *const kernel_names[K_COUNT] = {
+    [K_LAYERNORM] = "layernorm_rows",
+    [K_SOFTMAX_ROWS] = "softmax_rows",
+    [K_BIAS_ADD] = "bias_add",
+    [K_BIAS_QUICK_GELU] = "bias_quick_gelu",
+    [K_BIAS_GELU] = "bias_gelu",
+    [K_SPLIT_HEADS] = "split_heads",
+    [K_MERGE_HEADS] = "merge_heads",
+    [K_IM2COL_PATCHES] = "im2col_patches",
+    [K_ASSEMBLE_TOKENS] = "assemble_tokens",
+};
+
+static const char build_options[] = "-cl-std=CL1.2";
+static const char cache_magic[8] = {'S', 'T', 'A', 'C', 'L', 'B', 'I', 'N'};
+
+/* Cache folder: $STACL_CACHE_DIR, else $XDG_CACHE_HOME/stacl, else
+ * ~/.cache/stacl. An empty STACL_CACHE_DIR turns caching off. */
+static int cache_path(const stacl_ctx *ctx, char *path, size_t cap) {
+    char dir[1024];
+    const char *env = getenv("STACL_CACHE_DIR");
+    if (env) {
+        if (!*env) return 0;
+        snprintf(dir, sizeof dir, "%s", env);
+    } else if ((env = getenv("XDG_CACHE_HOME")) && *env) {
+        snprintf(dir, sizeof dir, "%s/stacl", env);
+    } else if ((env = getenv("HOME")) && *env) {
+        snprintf(dir, sizeof dir, "%s/.cache", env);
+        mkdir(dir, 0755);
+        snprintf(dir, sizeof dir, "%s/.cache/stacl", env);
+    } else {
+        return 0;
+    }
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) return 0;
+    uint64_t h = STACL_HASH_SEED;
+    const char *parts[] = {ctx->info.platform, ctx->info.name, ctx->info.vendor, ctx->info.driver_version,
+                           ctx->info.device_version, build_options};
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) h = stacl_hash64(h, parts[i], strlen(parts[i]) + 1);
+    for (int i = 0; i < stacl_kernel_source_count; i++)
+        h = stacl_hash64(h, stacl_kernel_sources[i].source, stacl_kernel_sources[i].length);
+    int n = snprintf(path, cap, "%s/kernels-%016llx.bin", dir, (unsigned long long)h);
+    return n > 0 && (size_t)n < cap;
+}
+
+static cl_program load_cached(stacl_ctx *ctx, const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    cl_program program = NULL;
+    unsigned char *binary = NULL;
+    char magic[8];
+    uint64_t size = 0;
+    if (fread(magic, 1, 8, f) != 8 || memcmp(magic, cache_magic, 8) != 0) goto done;
+    if (fread(&size, sizeof size, 1, f) != 1 || size == 0 || size > (1u << 30)) goto done;
+    binary = malloc(size);
+    if (!binary || fread(binary, 1, size, f) != size) goto done;
+    size_t len = (size_t)size;
+    const unsigned char *bins[1] = {binary};
+    cl_int bin_status = CL_SUCCESS, err = CL_SUCCESS;
+    program = clCreateProgramWithBinary(ctx->context, 1, &ctx->device, &len, bins, &bin_status, &err);
+    if (err != CL_SUCCESS || bin_status != CL_SUCCESS) { program = NULL; goto done; }
+    if (clBuildProgram(program, 1, &ctx->device, build_options, NULL, NULL) != CL_SUCCESS) {
+        clReleaseProgram(program);
+        program = NULL;
+    }
+done:
+    free(binary);
+    fclose(f);
+    return program;
+}
+
+/* Best effort: a cache that cannot be written only costs a rebuild later. */
+static void store_cached(stacl_ctx *ctx, cl_program program, const char *path) {
+    size_t size = 0;
+    if (clGetProgramInfo(program, CL_PROGRAM_BINARY_SIZES, sizeof size, &size, NULL) != CL_SUCCESS || size == 0)
+        return;
+    unsigned char *binary = malloc(size);
+    if (!binary) return;
+    unsigned char *bins[1] = {binary};
+    char tmp[1200];
+    snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
+    if (clGetProgramInfo(program, CL_PROGRAM_BINARIES, sizeof bins, bins, NULL) == CL_SUCCESS) {
+        FILE *f = fopen(tmp, "wb");
+        if (f) {
+            uint64_t size64 = size;
+            int ok = fwrite(cache_magic, 1, 8, f) == 8 && fwrite(&size64, sizeof size64, 1, f) == 1 &&
+                     fwrite(binary, 1, size, f) == size;
+            ok = (fclose(f) == 0) && ok;
+            if (!ok || rename(tmp, path) != 0) remove(tmp);
+        }
+    }
+    (void)ctx;
+    free(binary);
+}
+
+static stacl_status build_from_source(stacl_ctx *ctx, cl_program *out) {
+    const char *sources[32];
+    size_t lengths[32];
+    int n = stacl_kernel_source_count;
+    if (n > 32) return stacl_fail(STACL_ERR_BUILD, "too many embedded kernel files (%d)", n);
+    for (int i = 0; i < n; i++) {
+        sources[i] = stacl_kernel_sources[i].source;
+        lengths[i] = stacl_kernel_sources[i].length;
+    }
+    cl_int err;
+    cl_program program = clCreateProgramWithSource(ctx->context, (cl_uint)n, sources, lengths, &err);
+    if (err != CL_SUCCESS) return stacl_cl_fail(ctx, err, "clCreateProgramWithSource");
+    err = clBuildProgram(program, 1, &ctx->device, build_options, NULL, NULL);
+    if (err != CL_SUCCESS) {
+        size_t log_size = 0;
+        clGetProgramBuildInfo(program, ctx->device, CL_PROGRAM_BUILD_LOG, 0, NULL, &log_size);
+        char *log = calloc(log_size + 1, 1);
+        if (log) clGetProgramBuildInfo(program, ctx->device, CL_PROGRAM_BUILD_LOG, log_size, log, NULL);
+        stacl_fail(STACL_ERR_BUILD, "building kernels (%s) for device '%s' failed: %s (%d); build log:\n%s",
+                   build_options, ctx->info.name, stacl_cl_error_name(err), (int)err, log ? log : "(none)");
+        free(log);
+        clReleaseProgram(program);
+        return STACL_ERR_BUILD;
+    }
+    *out = program;
+    return STACL_OK;
+}
+
+static size_t floor_pow2(size_t n) {
+    size_t p = 1;
+    while (p * 2 <= n) p *= 2;
+    return p;
+}
+
+stacl_status stacl_program_build(stacl_ctx *ctx) {
+    stacl_status st = STACL_OK;
+    char path[1100];
+    int cached = cache_path(ctx, path, sizeof path);
+    ctx->program = cached ? load_cached(ctx, path) : NULL;
+    if (!ctx->program) {
+        TRY(build_from_source(ctx, &ctx->program));
+        if (cached) store_cached(ctx, ctx->program, path);
+    }
+    for (int k = 0; k < K_COUNT; k++) {
+        cl_int err;
+        ctx->kernels[k] = clCreateKernel(ctx->program, kernel_names[k], &err);
+        if (err != CL_SUCCESS) {
+            st = stacl_cl_fail(ctx, err, "clCreateKernel");
+            stacl_fail_context(st, "kernel '%s'", kernel_names[k]);
+            goto cleanup;
+        }
+    }
+    /* Row reductions use one work-group per row: the largest power of two the
+     * device and both reduction kernels allow, at most 256, and whose local
+     * scratch fits the device's local memory. */
+    size_t wg = ctx->info.max_work_group_size ? ctx->info.max_work_group_size : 1;
+    const stacl_kernel_id reducers[] = {K_LAYERNORM, K_SOFTMAX_ROWS};
+    for (size_t i = 0; i < 2; i++) {
+        size_t kwg = 0;
+        if (clGetKernelWorkGroupInfo(ctx->kernels[reducers[i]], ctx->device, CL_KERNEL_WORK_GROUP_SIZE,
+                                     sizeof kwg, &kwg, NULL) == CL_SUCCESS && kwg > 0 && kwg < wg)
+            wg = kwg;
+    }
+    if (wg > 256) wg = 256;
+    while (wg > 1 && ctx->info.local_mem_bytes > 0 && 2 * wg * sizeof(float) > ctx->info.local_mem_bytes) wg /= 2;
+    ctx->reduce_wg = floor_pow2(wg);
+cleanup:
+    return st;
+}
+
+void stacl_program_release(stacl_ctx *ctx) {
+    for (int k = 0; k < K_COUNT; k++) {
+        if (ctx->kernels[k]) clReleaseKernel(ctx->kernels[k]);
+        ctx->kernels[k] = NULL;
+    }
+    if (ctx->program) clReleaseProgram(ctx->program);
+    ctx->program = NULL;
+}

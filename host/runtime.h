@@ -1,0 +1,64 @@
+/* runtime.h: the internals shared by the host runtime: the context (one
+ * device, its in-order profiling queue, the built kernel program) and the
+ * helpers that launch kernels and name OpenCL errors. */
+#ifndef STACL_RUNTIME_H
+#define STACL_RUNTIME_H
+
+#include <CL/cl.h>
+
+#include "stacl.h"
+#include "status.h"
+
+/* Every kernel stacl launches, by function name in the kernels/ folder. */
+typedef enum stacl_kernel_id {
+    K_LAYERNORM,
+    K_SOFTMAX_ROWS,
+    K_BIAS_ADD,
+    K_BIAS_QUICK_GELU,
+    K_BIAS_GELU,
+    K_SPLIT_HEADS,
+    K_MERGE_HEADS,
+    K_IM2COL_PATCHES,
+    K_ASSEMBLE_TOKENS,
+    K_COUNT
+} stacl_kernel_id;
+
+struct stacl_ctx {
+    stacl_device_info info;
+    cl_platform_id platform;
+    cl_device_id device;
+    cl_context context;
+    cl_command_queue queue; /* in-order, profiling enabled */
+    cl_program program;     /* all of the kernels/ folder in one program */
+    cl_kernel kernels[K_COUNT];
+    size_t reduce_wg;       /* work-group size for row reductions (power of 2) */
+    /* Profiling: while on, every launch appends its event and op name. */
+    int profiling;
+    cl_event *events;
+    const char **event_ops;
+    size_t n_events, cap_events;
+};
+
+const char *stacl_cl_error_name(cl_int err);
+/* Records "<what> failed on <device>: CL_ERROR_NAME (code)" and returns the
+ * matching status (OUT_OF_MEMORY for allocation errors, OPENCL otherwise). */
+stacl_status stacl_cl_fail(const stacl_ctx *ctx, cl_int err, const char *what);
+
+/* Builds (or loads from the on-disk cache) the program of embedded kernels. */
+stacl_status stacl_program_build(stacl_ctx *ctx);
+void stacl_program_release(stacl_ctx *ctx);
+
+/* Device discovery internals: platform/device handles for a global index. */
+stacl_status stacl_device_handles(int index, cl_platform_id *platform, cl_device_id *device,
+                                  stacl_device_info *info);
+
+/* Rounds global size up to a multiple of local. */
+static inline size_t stacl_round_up(size_t n, size_t multiple) {
+    return (n + multiple - 1) / multiple * multiple;
+}
+
+/* 64-bit FNV-1a, for cache keys. */
+uint64_t stacl_hash64(uint64_t h, const void *data, size_t n);
+#define STACL_HASH_SEED 0xcbf29ce484222325ull
+
+#endif

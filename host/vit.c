@@ -1,0 +1,231 @@
+/* vit.c: the CLIP ViT vision tower forward pass, as OpenAI defines it:
+ * patch embedding (im2col + GEMM), class token, positional embedding,
+ * ln_pre, pre-LN residual blocks (multi-head attention, MLP), ln_post on the
+ * class token, projection. GEMMs go through CLBlast (gemm.c), the rest
+ * through stacl's kernels (ops.c). The state owns one workspace buffer,
+ * carved by a size table, sized once for max_frames. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model_internal.h"
+#include "ops.h"
+
+/* Offsets (floats) of every activation in the workspace. F frames,
+ * L tokens, P patches, W width, M MLP width, H heads, D head dim. */
+typedef struct workspace_plan {
+    size_t pixels;  /* [F, 3, S, S] */
+    size_t cols;    /* [F*P, 3*p*p] */
+    size_t patches; /* [F*P, W] */
+    size_t x;       /* [F, L, W] residual stream */
+    size_t h;       /* [F, L, W] normed input / merged heads */
+    size_t qkv;     /* [F, L, 3W] */
+    size_t q, k, v; /* [F, H, L, D] each */
+    size_t scores;  /* [F*H, L, L] */
+    size_t attn;    /* [F, H, L, D] */
+    size_t mlp;     /* [F, L, M] */
+    size_t cls;     /* [F, W] ln_post(class tokens) */
+    size_t out;     /* [F, max(P_proj, W)] */
+    size_t total;
+} workspace_plan;
+
+struct stacl_state {
+    stacl_model *model;
+    int max_frames;
+    workspace_plan plan;
+    cl_mem ws;
+    stacl_observer observer;
+    void *observer_user;
+    double last_ms;
+    stacl_op_time times[STACL_PROFILE_MAX_OPS];
+    int n_times;
+};
+
+static workspace_plan plan_workspace(const stacl_vision_config *c, size_t F) {
+    const size_t W = (size_t)c->width, M = (size_t)c->mlp_width, L = (size_t)stacl_vision_tokens(c);
+    const size_t P = L - 1, S = (size_t)c->image_size, p = (size_t)c->patch;
+    workspace_plan w;
+    size_t cursor = 0;
+#define TAKE(field, count) (w.field = cursor, cursor += (count))
+    TAKE(pixels, F * 3 * S * S);
+    TAKE(cols, F * P * 3 * p * p);
+    TAKE(patches, F * P * W);
+    TAKE(x, F * L * W);
+    TAKE(h, F * L * W);
+    TAKE(qkv, F * L * 3 * W);
+    TAKE(q, F * L * W);
+    TAKE(k, F * L * W);
+    TAKE(v, F * L * W);
+    TAKE(scores, F * (size_t)c->heads * L * L);
+    TAKE(attn, F * L * W);
+    TAKE(mlp, F * L * M);
+    TAKE(cls, F * W);
+    TAKE(out, F * ((size_t)c->proj_dim > W ? (size_t)c->proj_dim : W));
+#undef TAKE
+    w.total = cursor;
+    return w;
+}
+
+stacl_status stacl_state_create(stacl_state **out, stacl_model *model, int max_frames) {
+    stacl_status st = STACL_OK;
+    stacl_state *s = NULL;
+    *out = NULL;
+    if (!model || max_frames <= 0) return stacl_fail(STACL_ERR_INVALID_ARG, "stacl_state_create: need a model and max_frames > 0");
+    stacl_ctx *ctx = model->ctx;
+    s = calloc(1, sizeof *s);
+    if (!s) FAIL(STACL_ERR_OUT_OF_MEMORY, "out of host memory");
+    s->model = model;
+    s->max_frames = max_frames;
+    s->plan = plan_workspace(&model->cfg, (size_t)max_frames);
+    size_t bytes = s->plan.total * sizeof(float);
+    if (bytes > ctx->info.max_alloc_bytes)
+        FAIL(STACL_ERR_OUT_OF_MEMORY, "the workspace for %d frames needs %.1f MiB in one buffer, device '%s' allows %.1f MiB: "
+             "use fewer frames per pass", max_frames, bytes / 1048576.0, ctx->info.name, ctx->info.max_alloc_bytes / 1048576.0);
+    cl_int err;
+    s->ws = clCreateBuffer(ctx->context, CL_MEM_READ_WRITE, bytes, NULL, &err);
+    if (err != CL_SUCCESS) {
+        st = stacl_cl_fail(ctx, err, "allocating the workspace");
+        stacl_fail_context(st, "%d frames, %.1f MiB", max_frames, bytes / 1048576.0);
+        goto cleanup;
+    }
+    *out = s;
+    s = NULL;
+cleanup:
+    stacl_state_free(s);
+    return st;
+}
+
+void stacl_state_free(stacl_state *state) {
+    if (!state) return;
+    if (state->ws) clReleaseMemObject(state->ws);
+    free(state);
+}
+
+void stacl_state_set_observer(stacl_state *state, stacl_observer fn, void *user) {
+    state->observer = fn;
+    state->observer_user = user;
+}
+
+double stacl_state_last_device_ms(const stacl_state *state) { return state->last_ms; }
+
+int stacl_state_op_times(const stacl_state *state, const stacl_op_time **times) {
+    *times = state->times;
+    return state->n_times;
+}
+
+size_t stacl_forward_output_size(const stacl_model *model, int frames, stacl_output kind) {
+    const stacl_vision_config *c = &model->cfg;
+    if (kind == STACL_OUT_TOKENS) return (size_t)frames * (size_t)stacl_vision_tokens(c) * (size_t)c->width;
+    return (size_t)frames * (size_t)(c->proj_dim ? c->proj_dim : c->width);
+}
+
+static stacl_status read_back(stacl_ctx *ctx, cl_mem buf, size_t off, size_t n, float *dst) {
+    cl_int err = clEnqueueReadBuffer(ctx->queue, buf, CL_TRUE, off * sizeof(float), n * sizeof(float), dst, 0, NULL, NULL);
+    return err == CL_SUCCESS ? STACL_OK : stacl_cl_fail(ctx, err, "reading results back");
+}
+
+/* Hands a copy of an activation to the observer, if one is set. */
+static stacl_status observe(stacl_state *s, const char *name, size_t off, const int64_t *shape, int ndim) {
+    if (!s->observer) return STACL_OK;
+    size_t n = 1;
+    for (int i = 0; i < ndim; i++) n *= (size_t)shape[i];
+    float *host = malloc(n * sizeof *host);
+    if (!host) return stacl_fail(STACL_ERR_OUT_OF_MEMORY, "out of host memory observing '%s'", name);
+    stacl_status st = read_back(s->model->ctx, s->ws, off, n, host);
+    if (st == STACL_OK) s->observer(s->observer_user, name, host, shape, ndim);
+    free(host);
+    return st;
+}
+
+/* One pre-LN residual block: x += attn(ln_1(x)); x += mlp(ln_2(x)). */
+static stacl_status block_forward(stacl_state *s, const vision_block_offsets *b, size_t F) {
+    stacl_status st = STACL_OK;
+    stacl_ctx *ctx = s->model->ctx;
+    const stacl_vision_config *c = &s->model->cfg;
+    const workspace_plan *w = &s->plan;
+    cl_mem ws = s->ws, pm = s->model->params;
+    const size_t W = (size_t)c->width, M = (size_t)c->mlp_width, L = (size_t)stacl_vision_tokens(c);
+    const size_t H = (size_t)c->heads, D = W / H, rows = F * L;
+
+    /* Attention. */
+    TRY(stacl_op_layernorm(ctx, rows, W, c->ln_eps, ws, w->x, W, ws, w->h, W, pm, b->ln1_w, b->ln1_b));
+    TRY(stacl_linear(ctx, rows, W, 3 * W, ws, w->h, pm, b->qkv_w, ws, w->qkv, 0));          /* [F*L, 3W] */
+    TRY(stacl_op_bias_act(ctx, STACL_BIAS_ONLY, rows, 3 * W, ws, w->qkv, pm, b->qkv_b));
+    TRY(stacl_op_split_heads(ctx, F, L, H, D, 1.0f / sqrtf((float)D), ws, w->qkv, ws, w->q, w->k, w->v));
+    /* scores[b] = q[b] k[b]^T for every (frame, head) b: [L, L]. */
+    TRY(stacl_gemm_batched(ctx, 0, 1, L, L, D, 1.0f, ws, w->q, D, L * D, ws, w->k, D, L * D, 0.0f, ws, w->scores, L,
+                           L * L, F * H));
+    TRY(stacl_op_softmax(ctx, F * H * L, L, 0, ws, w->scores));
+    /* attn[b] = scores[b] v[b]: [L, D]. */
+    TRY(stacl_gemm_batched(ctx, 0, 0, L, D, L, 1.0f, ws, w->scores, L, L * L, ws, w->v, D, L * D, 0.0f, ws, w->attn, D,
+                           L * D, F * H));
+    TRY(stacl_op_merge_heads(ctx, F, L, H, D, ws, w->attn, ws, w->h));                      /* [F*L, W] */
+    TRY(stacl_linear(ctx, rows, W, W, ws, w->h, pm, b->out_w, ws, w->x, 1));                /* x += h Wo^T */
+    TRY(stacl_op_bias_act(ctx, STACL_BIAS_ONLY, rows, W, ws, w->x, pm, b->out_b));
+
+    /* MLP. */
+    TRY(stacl_op_layernorm(ctx, rows, W, c->ln_eps, ws, w->x, W, ws, w->h, W, pm, b->ln2_w, b->ln2_b));
+    TRY(stacl_linear(ctx, rows, W, M, ws, w->h, pm, b->fc1_w, ws, w->mlp, 0));              /* [F*L, M] */
+    TRY(stacl_op_bias_act(ctx, c->act == STACL_ACT_GELU ? STACL_BIAS_GELU : STACL_BIAS_QUICK_GELU, rows, M, ws,
+                          w->mlp, pm, b->fc1_b));
+    TRY(stacl_linear(ctx, rows, M, W, ws, w->mlp, pm, b->fc2_w, ws, w->x, 1));              /* x += mlp W2^T */
+    TRY(stacl_op_bias_act(ctx, STACL_BIAS_ONLY, rows, W, ws, w->x, pm, b->fc2_b));
+cleanup:
+    return st;
+}
+
+static stacl_status forward(stacl_state *s, const float *pixels, size_t F, stacl_output kind, float *out) {
+    stacl_status st = STACL_OK;
+    stacl_ctx *ctx = s->model->ctx;
+    const stacl_vision_config *c = &s->model->cfg;
+    const vision_offsets *o = &s->model->off;
+    const workspace_plan *w = &s->plan;
+    cl_mem ws = s->ws, pm = s->model->params;
+    const size_t W = (size_t)c->width, L = (size_t)stacl_vision_tokens(c), P = L - 1;
+    const size_t S = (size_t)c->image_size, p = (size_t)c->patch, K = 3 * p * p;
+
+    cl_int err = clEnqueueWriteBuffer(ctx->queue, ws, CL_TRUE, w->pixels * sizeof(float), F * 3 * S * S * sizeof(float),
+                                      pixels, 0, NULL, NULL);
+    if (err != CL_SUCCESS) return stacl_cl_fail(ctx, err, "uploading the frames");
+
+    TRY(stacl_op_im2col(ctx, F, S, p, ws, w->pixels, ws, w->cols));
+    TRY(stacl_linear(ctx, F * P, K, W, ws, w->cols, pm, o->patch_w, ws, w->patches, 0));    /* [F*P, W] */
+    TRY(observe(s, "patch_embed", w->patches, (int64_t[]){(int64_t)F, (int64_t)P, (int64_t)W}, 3));
+    TRY(stacl_op_assemble_tokens(ctx, F, P, W, ws, w->patches, pm, o->cls, o->pos, ws, w->x));
+    TRY(stacl_op_layernorm(ctx, F * L, W, c->ln_eps, ws, w->x, W, ws, w->x, W, pm, o->ln_pre_w, o->ln_pre_b));
+    const int64_t tokens_shape[3] = {(int64_t)F, (int64_t)L, (int64_t)W};
+    TRY(observe(s, "ln_pre", w->x, tokens_shape, 3));
+    for (int l = 0; l < c->layers; l++) {
+        TRY(block_forward(s, &o->blocks[l], F));
+        char name[32];
+        snprintf(name, sizeof name, "block_%02d", l);
+        TRY(observe(s, name, w->x, tokens_shape, 3));
+    }
+    if (kind == STACL_OUT_TOKENS) return read_back(ctx, ws, w->x, F * L * W, out);
+
+    /* ln_post straight from the class token of each frame (row stride L*W). */
+    TRY(stacl_op_layernorm(ctx, F, W, c->ln_eps, ws, w->x, L * W, ws, w->cls, W, pm, o->ln_post_w, o->ln_post_b));
+    if (!c->proj_dim) return read_back(ctx, ws, w->cls, F * W, out);
+    const size_t Pj = (size_t)c->proj_dim;
+    TRY(stacl_gemm(ctx, 0, 0, F, Pj, W, 1.0f, ws, w->cls, W, pm, o->proj, Pj, 0.0f, ws, w->out, Pj)); /* [F, Pj] */
+    st = read_back(ctx, ws, w->out, F * Pj, out);
+cleanup:
+    return st;
+}
+
+stacl_status stacl_vision_forward(stacl_state *state, const float *pixels, int frames, stacl_output kind, float *out) {
+    if (!state || !pixels || !out) return stacl_fail(STACL_ERR_INVALID_ARG, "stacl_vision_forward: NULL argument");
+    if (frames <= 0 || frames > state->max_frames)
+        return stacl_fail(STACL_ERR_INVALID_ARG, "stacl_vision_forward: %d frames, the state holds 1..%d", frames,
+                          state->max_frames);
+    stacl_ctx *ctx = state->model->ctx;
+    stacl_profile_begin(ctx);
+    stacl_status st = forward(state, pixels, (size_t)frames, kind, out);
+    /* Always drain the queue and the events, also after a failure, so that
+     * nothing still runs on buffers the caller may free. */
+    stacl_status pst = stacl_profile_collect(ctx, state->times, &state->n_times, &state->last_ms);
+    if (st == STACL_OK) st = pst;
+    if (st == STACL_OK) stacl_clear_error();
+    return st;
+}

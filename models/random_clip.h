@@ -1,0 +1,28 @@
+/* random_clip.h: writes small (or full-size) random CLIP models in the real
+ * file layouts, for tests, the demo and benchmarks: no weights can be
+ * downloaded on CI machines. */
+#ifndef STACL_RANDOM_CLIP_H
+#define STACL_RANDOM_CLIP_H
+
+#include <stdint.h>
+
+#include "stacl.h"
+
+typedef struct stacl_random_clip_spec {
+    stacl_layout layout;   /* OpenAI names in model.safetensors, or HF names + config.json */
+    int width, layers, heads, mlp_width, patch, image_size, proj_dim; /* proj_dim 0: no projection */
+    stacl_activation act;  /* HF: written as hidden_act; OpenAI layout is always QuickGELU */
+    int f16;               /* store float tensors as F16 instead of F32 */
+    uint64_t seed;
+} stacl_random_clip_spec;
+
+/* Defaults: ViT-B/16 shape (768 wide, 12 layers, 12 heads, 3072 MLP, patch 16,
+ * image 224, proj 512), OpenAI layout, QuickGELU, F32, seed 0. */
+stacl_random_clip_spec stacl_random_clip_default_spec(void);
+
+/* Creates dir if needed and writes dir/model.safetensors (+ dir/config.json
+ * for the HF layout). Errors: INVALID_ARG (inconsistent spec, e.g. width not
+ * divisible by heads, or OpenAI layout with heads != width/64), IO. */
+stacl_status stacl_random_clip_write(const char *dir, const stacl_random_clip_spec *spec);
+
+#endif
