@@ -313,6 +313,10 @@ stacl_status stacl_clip_read_vision(const char *path, stacl_vision_config *cfg, 
     memset(cfg, 0, sizeof *cfg);
     memset(off, 0, sizeof *off);
     *params = NULL;
+    struct stat sb;
+    if (stat(path, &sb) != 0)
+        FAIL(STACL_ERR_IO, "model path '%s' does not exist: give a folder holding model.safetensors "
+             "(+ config.json for Hugging Face files) or a .safetensors file", path);
     if (is_dir(path)) {
         snprintf(dir, sizeof dir, "%s", path);
         snprintf(file, sizeof file, "%s/model.safetensors", path);
