@@ -8,7 +8,7 @@
 
 #include <clblast_c.h>
 
-#include "runtime.h"
+#include "ops.h"
 
 #define CL_PLATFORM_NOT_FOUND_KHR_CODE (-1001)
 
@@ -272,9 +272,7 @@ cleanup:
 void stacl_ctx_free(stacl_ctx *ctx) {
     if (!ctx) return;
     if (ctx->queue) clFinish(ctx->queue);
-    for (size_t i = 0; i < ctx->n_events; i++) clReleaseEvent(ctx->events[i]);
-    free(ctx->events);
-    free(ctx->event_ops);
+    stacl_profile_release(ctx);
     stacl_program_release(ctx);
     if (ctx->queue) clReleaseCommandQueue(ctx->queue);
     if (ctx->context) clReleaseContext(ctx->context);

@@ -24,15 +24,14 @@ stacl_status stacl_gemm(stacl_ctx *ctx, int trans_a, int trans_b, size_t m, size
                         float alpha, cl_mem a, size_t a_off, size_t lda,
                         cl_mem b, size_t b_off, size_t ldb,
                         float beta, cl_mem c, size_t c_off, size_t ldc) {
-    cl_event *ev = stacl_profile_slot(ctx, "gemm");
+    /* CLBlast may enqueue several kernels (pad, transpose, Xgemm) and hands
+     * back only the last one's event: time the call between markers. */
+    cl_event start = stacl_profile_span_begin(ctx);
     CLBlastStatusCode code = CLBlastSgemm(CLBlastLayoutRowMajor, trans_a ? CLBlastTransposeYes : CLBlastTransposeNo,
                                           trans_b ? CLBlastTransposeYes : CLBlastTransposeNo, m, n, k, alpha, a, a_off,
-                                          lda, b, b_off, ldb, beta, c, c_off, ldc, &ctx->queue, ev);
-    if (code != CLBlastSuccess) {
-        if (ev) ctx->n_events--;
-        return blas_fail(ctx, code, "CLBlastSgemm", m, n, k, 1);
-    }
-    return STACL_OK;
+                                          lda, b, b_off, ldb, beta, c, c_off, ldc, &ctx->queue, NULL);
+    stacl_profile_span_end(ctx, "gemm", start);
+    return code == CLBlastSuccess ? STACL_OK : blas_fail(ctx, code, "CLBlastSgemm", m, n, k, 1);
 }
 
 stacl_status stacl_gemm_batched(stacl_ctx *ctx, int trans_a, int trans_b, size_t m, size_t n, size_t k,
@@ -40,16 +39,13 @@ stacl_status stacl_gemm_batched(stacl_ctx *ctx, int trans_a, int trans_b, size_t
                                 cl_mem b, size_t b_off, size_t ldb, size_t b_stride,
                                 float beta, cl_mem c, size_t c_off, size_t ldc, size_t c_stride,
                                 size_t batch) {
-    cl_event *ev = stacl_profile_slot(ctx, "gemm_batched");
+    cl_event start = stacl_profile_span_begin(ctx);
     CLBlastStatusCode code = CLBlastSgemmStridedBatched(
         CLBlastLayoutRowMajor, trans_a ? CLBlastTransposeYes : CLBlastTransposeNo,
         trans_b ? CLBlastTransposeYes : CLBlastTransposeNo, m, n, k, alpha, a, a_off, lda, a_stride, b, b_off, ldb,
-        b_stride, beta, c, c_off, ldc, c_stride, batch, &ctx->queue, ev);
-    if (code != CLBlastSuccess) {
-        if (ev) ctx->n_events--;
-        return blas_fail(ctx, code, "CLBlastSgemmStridedBatched", m, n, k, batch);
-    }
-    return STACL_OK;
+        b_stride, beta, c, c_off, ldc, c_stride, batch, &ctx->queue, NULL);
+    stacl_profile_span_end(ctx, "gemm_batched", start);
+    return code == CLBlastSuccess ? STACL_OK : blas_fail(ctx, code, "CLBlastSgemmStridedBatched", m, n, k, batch);
 }
 
 stacl_status stacl_linear(stacl_ctx *ctx, size_t rows, size_t in, size_t out,

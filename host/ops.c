@@ -7,65 +7,99 @@
 
 /* ---- profiling ---------------------------------------------------------- */
 
-static void release_events(stacl_ctx *ctx) {
-    for (size_t i = 0; i < ctx->n_events; i++) clReleaseEvent(ctx->events[i]);
-    ctx->n_events = 0;
+static void release_records(stacl_ctx *ctx) {
+    for (size_t i = 0; i < ctx->n_records; i++) {
+        if (ctx->records[i].start) clReleaseEvent(ctx->records[i].start);
+        if (ctx->records[i].end) clReleaseEvent(ctx->records[i].end);
+    }
+    ctx->n_records = 0;
+}
+
+void stacl_profile_release(stacl_ctx *ctx) {
+    release_records(ctx);
+    free(ctx->records);
+    ctx->records = NULL;
+    ctx->cap_records = 0;
 }
 
 void stacl_profile_begin(stacl_ctx *ctx) {
-    release_events(ctx);
+    release_records(ctx);
     ctx->profiling = 1;
 }
 
-/* Returns where a launch should store its event, or NULL when profiling is
- * off (or the event list cannot grow: profiling degrades, work goes on). */
-cl_event *stacl_profile_slot(stacl_ctx *ctx, const char *op) {
+/* Appends a record; NULL when profiling is off or the list cannot grow
+ * (profiling then degrades, the work goes on). */
+static stacl_profile_record *new_record(stacl_ctx *ctx, const char *op) {
     if (!ctx->profiling) return NULL;
-    if (ctx->n_events == ctx->cap_events) {
-        size_t cap = ctx->cap_events ? 2 * ctx->cap_events : 256;
-        cl_event *ev = realloc(ctx->events, cap * sizeof *ev);
-        if (ev) ctx->events = ev;
-        const char **names = realloc(ctx->event_ops, cap * sizeof *names);
-        if (names) ctx->event_ops = names;
-        if (!ev || !names) return NULL;
-        ctx->cap_events = cap;
+    if (ctx->n_records == ctx->cap_records) {
+        size_t cap = ctx->cap_records ? 2 * ctx->cap_records : 256;
+        stacl_profile_record *grown = realloc(ctx->records, cap * sizeof *grown);
+        if (!grown) return NULL;
+        ctx->records = grown;
+        ctx->cap_records = cap;
     }
-    ctx->event_ops[ctx->n_events] = op;
-    return &ctx->events[ctx->n_events++];
+    stacl_profile_record *r = &ctx->records[ctx->n_records++];
+    *r = (stacl_profile_record){op, NULL, NULL};
+    return r;
 }
 
-/* A launch that failed leaves no event behind: forget its slot. */
-static void drop_last_slot(stacl_ctx *ctx, cl_event *slot) {
-    if (slot && ctx->n_events > 0 && slot == &ctx->events[ctx->n_events - 1]) ctx->n_events--;
+cl_event *stacl_profile_slot(stacl_ctx *ctx, const char *op) {
+    stacl_profile_record *r = new_record(ctx, op);
+    return r ? &r->end : NULL;
+}
+
+void stacl_profile_drop(stacl_ctx *ctx, cl_event *slot) {
+    if (slot && ctx->n_records > 0 && slot == &ctx->records[ctx->n_records - 1].end) ctx->n_records--;
+}
+
+cl_event stacl_profile_span_begin(stacl_ctx *ctx) {
+    cl_event start = NULL;
+    if (ctx->profiling && clEnqueueMarkerWithWaitList(ctx->queue, 0, NULL, &start) != CL_SUCCESS) start = NULL;
+    return start;
+}
+
+void stacl_profile_span_end(stacl_ctx *ctx, const char *op, cl_event start) {
+    if (!start) return;
+    stacl_profile_record *r = new_record(ctx, op);
+    if (!r || clEnqueueMarkerWithWaitList(ctx->queue, 0, NULL, &r->end) != CL_SUCCESS) {
+        if (r) ctx->n_records--;
+        clReleaseEvent(start);
+        return;
+    }
+    r->start = start;
 }
 
 stacl_status stacl_profile_collect(stacl_ctx *ctx, stacl_op_time *entries, int *count, double *total_ms) {
     cl_int err = clFinish(ctx->queue);
     ctx->profiling = 0;
     if (err != CL_SUCCESS) {
-        release_events(ctx);
+        release_records(ctx);
         return stacl_cl_fail(ctx, err, "clFinish");
     }
     int n = 0;
     double total = 0.0;
-    for (size_t i = 0; i < ctx->n_events; i++) {
+    for (size_t i = 0; i < ctx->n_records; i++) {
+        const stacl_profile_record *r = &ctx->records[i];
         cl_ulong t0 = 0, t1 = 0;
-        if (clGetEventProfilingInfo(ctx->events[i], CL_PROFILING_COMMAND_START, sizeof t0, &t0, NULL) != CL_SUCCESS ||
-            clGetEventProfilingInfo(ctx->events[i], CL_PROFILING_COMMAND_END, sizeof t1, &t1, NULL) != CL_SUCCESS)
-            continue;
+        /* A span runs from the end of its start marker (everything queued
+         * before has finished) to the end of its end marker. */
+        cl_int e0 = r->start ? clGetEventProfilingInfo(r->start, CL_PROFILING_COMMAND_END, sizeof t0, &t0, NULL)
+                             : clGetEventProfilingInfo(r->end, CL_PROFILING_COMMAND_START, sizeof t0, &t0, NULL);
+        cl_int e1 = clGetEventProfilingInfo(r->end, CL_PROFILING_COMMAND_END, sizeof t1, &t1, NULL);
+        if (e0 != CL_SUCCESS || e1 != CL_SUCCESS || t1 < t0) continue;
         double ms = (double)(t1 - t0) * 1e-6;
         total += ms;
         if (!entries) continue;
         int j = 0;
-        while (j < n && strcmp(entries[j].op, ctx->event_ops[i]) != 0) j++;
+        while (j < n && strcmp(entries[j].op, r->op) != 0) j++;
         if (j == n) {
             if (n == STACL_PROFILE_MAX_OPS) continue;
-            entries[n++] = (stacl_op_time){ctx->event_ops[i], 0.0, 0};
+            entries[n++] = (stacl_op_time){r->op, 0.0, 0};
         }
         entries[j].ms += ms;
         entries[j].launches++;
     }
-    release_events(ctx);
+    release_records(ctx);
     if (count) *count = n;
     if (total_ms) *total_ms = total;
     return STACL_OK;
@@ -118,7 +152,7 @@ static stacl_status launch(stacl_ctx *ctx, const char *op, arg_list *a, size_t g
     cl_event *ev = stacl_profile_slot(ctx, op);
     cl_int err = clEnqueueNDRangeKernel(ctx->queue, a->kernel, 1, NULL, &global, local ? &local : NULL, 0, NULL, ev);
     if (err != CL_SUCCESS) {
-        drop_last_slot(ctx, ev);
+        stacl_profile_drop(ctx, ev);
         stacl_status st = stacl_cl_fail(ctx, err, "clEnqueueNDRangeKernel");
         return stacl_fail_context(st, "%s", op);
     }

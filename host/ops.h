@@ -11,9 +11,25 @@
 /* ---- profiling ---- */
 #define STACL_PROFILE_MAX_OPS 16
 
+/* One timed launch: a kernel's own event (start = NULL), or, for library
+ * calls that enqueue several kernels and return only the last one's event
+ * (CLBlast), a pair of markers around the call. */
+typedef struct stacl_profile_record {
+    const char *op;
+    cl_event start, end;
+} stacl_profile_record;
+
 void stacl_profile_begin(stacl_ctx *ctx);
-/* Where a launch stores its event: NULL when profiling is off. */
+/* Where a kernel launch stores its event: NULL when profiling is off. */
 cl_event *stacl_profile_slot(stacl_ctx *ctx, const char *op);
+/* Brackets a library call with markers; span_end does nothing when
+ * span_begin returned NULL (profiling off). */
+cl_event stacl_profile_span_begin(stacl_ctx *ctx);
+void stacl_profile_span_end(stacl_ctx *ctx, const char *op, cl_event start);
+/* Drops the last record when its launch failed (slot from profile_slot). */
+void stacl_profile_drop(stacl_ctx *ctx, cl_event *slot);
+/* Frees the records (ctx teardown). */
+void stacl_profile_release(stacl_ctx *ctx);
 /* Waits for the queue, sums event times per op, releases the events. */
 stacl_status stacl_profile_collect(stacl_ctx *ctx, stacl_op_time *entries, int *count, double *total_ms);
 

@@ -32,11 +32,10 @@ struct stacl_ctx {
     cl_program program;     /* all of the kernels/ folder in one program */
     cl_kernel kernels[K_COUNT];
     size_t reduce_wg;       /* work-group size for row reductions (power of 2) */
-    /* Profiling: while on, every launch appends its event and op name. */
+    /* Profiling: while on, every launch appends a record (see ops.c). */
     int profiling;
-    cl_event *events;
-    const char **event_ops;
-    size_t n_events, cap_events;
+    struct stacl_profile_record *records;
+    size_t n_records, cap_records;
 };
 
 const char *stacl_cl_error_name(cl_int err);

@@ -42,10 +42,16 @@ int cli_forward_clips(stacl_model *model, const float *pixels, int clips, int fr
         goto done;
     }
     for (int i = 0; i < warmup; i++) {
+        if (!quiet) {
+            printf("warm-up pass %d (the first use on a machine compiles OpenCL kernels: can take a minute) ...\n",
+                   i + 1);
+            fflush(stdout);
+        }
         double t0 = cli_now_ms();
         st = stacl_vision_forward(state, pixels, frames, kind, out);
         if (st != STACL_OK) { rc = cli_fail("forward", st); goto done; }
         if (!quiet) printf("warm-up pass %d: %.1f ms\n", i + 1, cli_now_ms() - t0);
+        fflush(stdout);
     }
     for (int b = 0; b < clips; b++) {
         double t0 = cli_now_ms();
@@ -54,7 +60,10 @@ int cli_forward_clips(stacl_model *model, const float *pixels, int clips, int fr
         if (st != STACL_OK) { rc = cli_fail("forward", st); goto done; }
         wall[b] = cli_now_ms() - t0;
         dev[b] = stacl_state_last_device_ms(state);
-        if (!quiet && clips > 1) printf("clip %d/%d: %.1f ms\n", b + 1, clips, wall[b]);
+        if (!quiet && clips > 1) {
+            printf("clip %d/%d: %.1f ms\n", b + 1, clips, wall[b]);
+            fflush(stdout);
+        }
         if (profile) {
             const stacl_op_time *times;
             int n = stacl_state_op_times(state, &times);
