@@ -108,15 +108,8 @@ static void store_cached(stacl_ctx *ctx, cl_program program, const char *path) {
     free(binary);
 }
 
-static stacl_status build_from_source(stacl_ctx *ctx, cl_program *out) {
-    const char *sources[32];
-    size_t lengths[32];
-    int n = stacl_kernel_source_count;
-    if (n > 32) return stacl_fail(STACL_ERR_BUILD, "too many embedded kernel files (%d)", n);
-    for (int i = 0; i < n; i++) {
-        sources[i] = stacl_kernel_sources[i].source;
-        lengths[i] = stacl_kernel_sources[i].length;
-    }
+stacl_status stacl_program_from_source(stacl_ctx *ctx, const char **sources, const size_t *lengths, int n,
+                                       cl_program *out) {
     cl_int err;
     cl_program program = clCreateProgramWithSource(ctx->context, (cl_uint)n, sources, lengths, &err);
     if (err != CL_SUCCESS) return stacl_cl_fail(ctx, err, "clCreateProgramWithSource");
@@ -136,6 +129,18 @@ static stacl_status build_from_source(stacl_ctx *ctx, cl_program *out) {
     return STACL_OK;
 }
 
+static stacl_status build_embedded(stacl_ctx *ctx, cl_program *out) {
+    const char *sources[32];
+    size_t lengths[32];
+    int n = stacl_kernel_source_count;
+    if (n > 32) return stacl_fail(STACL_ERR_BUILD, "too many embedded kernel files (%d)", n);
+    for (int i = 0; i < n; i++) {
+        sources[i] = stacl_kernel_sources[i].source;
+        lengths[i] = stacl_kernel_sources[i].length;
+    }
+    return stacl_program_from_source(ctx, sources, lengths, n, out);
+}
+
 static size_t floor_pow2(size_t n) {
     size_t p = 1;
     while (p * 2 <= n) p *= 2;
@@ -147,8 +152,9 @@ stacl_status stacl_program_build(stacl_ctx *ctx) {
     char path[1100];
     int cached = cache_path(ctx, path, sizeof path);
     ctx->program = cached ? load_cached(ctx, path) : NULL;
+    ctx->program_from_cache = ctx->program != NULL;
     if (!ctx->program) {
-        TRY(build_from_source(ctx, &ctx->program));
+        TRY(build_embedded(ctx, &ctx->program));
         if (cached) store_cached(ctx, ctx->program, path);
     }
     for (int k = 0; k < K_COUNT; k++) {

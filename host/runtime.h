@@ -29,6 +29,7 @@ struct stacl_ctx {
     cl_device_id device;
     cl_context context;
     cl_command_queue queue; /* in-order, profiling enabled */
+    int program_from_cache; /* the binary came from the on-disk cache */
     cl_program program;     /* all of the kernels/ folder in one program */
     cl_kernel kernels[K_COUNT];
     size_t reduce_wg;       /* work-group size for row reductions (power of 2) */
@@ -46,6 +47,10 @@ stacl_status stacl_cl_fail(const stacl_ctx *ctx, cl_int err, const char *what);
 /* Builds (or loads from the on-disk cache) the program of embedded kernels. */
 stacl_status stacl_program_build(stacl_ctx *ctx);
 void stacl_program_release(stacl_ctx *ctx);
+/* Builds a program from sources for ctx's device; on failure returns
+ * STACL_ERR_BUILD with the build log in the message. */
+stacl_status stacl_program_from_source(stacl_ctx *ctx, const char **sources, const size_t *lengths, int n,
+                                       cl_program *out);
 
 /* Device discovery internals: platform/device handles for a global index. */
 stacl_status stacl_device_handles(int index, cl_platform_id *platform, cl_device_id *device,
