@@ -9,9 +9,10 @@ static stacl_status blas_fail(stacl_ctx *ctx, CLBlastStatusCode code, const char
                               size_t m, size_t n, size_t k, size_t batch) {
     /* CLBlast reuses OpenCL's codes (negative, above -1000) and adds its own
      * below -1000 (see clblast_c.h). */
-    const char *name = code > -1000 ? stacl_cl_error_name((cl_int)code)
-                       : code <= -2040 && code >= -2050 ? "CLBlast: buffer too small or invalid argument"
-                       : "CLBlast: invalid argument (see clblast_c.h)";
+    const char *name = code > -1000                    ? stacl_cl_error_name((cl_int)code)
+                       : code <= -1007 && code >= -1011 ? "CLBlast: a matrix buffer is too small for its shape"
+                       : code <= -1012 && code >= -1024 ? "CLBlast: invalid argument (leading dimension, offset or size)"
+                                                        : "CLBlast internal error (see clblast_c.h)";
     stacl_status st = (code == CLBlastOpenCLOutOfResources || code == CLBlastOpenCLOutOfHostMemory ||
                        code == (CLBlastStatusCode)CL_MEM_OBJECT_ALLOCATION_FAILURE)
                           ? STACL_ERR_OUT_OF_MEMORY
@@ -30,7 +31,7 @@ stacl_status stacl_gemm(stacl_ctx *ctx, int trans_a, int trans_b, size_t m, size
     CLBlastStatusCode code = CLBlastSgemm(CLBlastLayoutRowMajor, trans_a ? CLBlastTransposeYes : CLBlastTransposeNo,
                                           trans_b ? CLBlastTransposeYes : CLBlastTransposeNo, m, n, k, alpha, a, a_off,
                                           lda, b, b_off, ldb, beta, c, c_off, ldc, &ctx->queue, NULL);
-    stacl_profile_span_end(ctx, "gemm", start);
+    stacl_profile_span_end(ctx, code == CLBlastSuccess ? "gemm" : NULL, start);
     return code == CLBlastSuccess ? STACL_OK : blas_fail(ctx, code, "CLBlastSgemm", m, n, k, 1);
 }
 
@@ -44,7 +45,7 @@ stacl_status stacl_gemm_batched(stacl_ctx *ctx, int trans_a, int trans_b, size_t
         CLBlastLayoutRowMajor, trans_a ? CLBlastTransposeYes : CLBlastTransposeNo,
         trans_b ? CLBlastTransposeYes : CLBlastTransposeNo, m, n, k, alpha, a, a_off, lda, a_stride, b, b_off, ldb,
         b_stride, beta, c, c_off, ldc, c_stride, batch, &ctx->queue, NULL);
-    stacl_profile_span_end(ctx, "gemm_batched", start);
+    stacl_profile_span_end(ctx, code == CLBlastSuccess ? "gemm_batched" : NULL, start);
     return code == CLBlastSuccess ? STACL_OK : blas_fail(ctx, code, "CLBlastSgemmStridedBatched", m, n, k, batch);
 }
 

@@ -60,7 +60,7 @@ cl_event stacl_profile_span_begin(stacl_ctx *ctx) {
 
 void stacl_profile_span_end(stacl_ctx *ctx, const char *op, cl_event start) {
     if (!start) return;
-    stacl_profile_record *r = new_record(ctx, op);
+    stacl_profile_record *r = op ? new_record(ctx, op) : NULL;
     if (!r || clEnqueueMarkerWithWaitList(ctx->queue, 0, NULL, &r->end) != CL_SUCCESS) {
         if (r) ctx->n_records--;
         clReleaseEvent(start);
@@ -196,6 +196,7 @@ stacl_status stacl_op_bias_act(stacl_ctx *ctx, stacl_bias_act act, size_t rows, 
     static const stacl_kernel_id ids[] = {K_BIAS_ADD, K_BIAS_QUICK_GELU, K_BIAS_GELU};
     static const char *const names[] = {"bias_add", "bias_quick_gelu", "bias_gelu"};
     stacl_status st = STACL_OK;
+    if ((unsigned)act > STACL_BIAS_GELU) return stacl_fail(STACL_ERR_INVALID_ARG, "bias_act: unknown activation %d", (int)act);
     TRY(check_u32(names[act], y_off + rows * cols));
     arg_list a = args_for(ctx, ids[act]);
     arg_mem(&a, y); arg_u32(&a, y_off); arg_mem(&a, bias); arg_u32(&a, bias_off);

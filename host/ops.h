@@ -23,7 +23,8 @@ void stacl_profile_begin(stacl_ctx *ctx);
 /* Where a kernel launch stores its event: NULL when profiling is off. */
 cl_event *stacl_profile_slot(stacl_ctx *ctx, const char *op);
 /* Brackets a library call with markers; span_end does nothing when
- * span_begin returned NULL (profiling off). */
+ * span_begin returned NULL (profiling off) and records nothing when op is
+ * NULL (the call failed). A span is the queue's time between the markers. */
 cl_event stacl_profile_span_begin(stacl_ctx *ctx);
 void stacl_profile_span_end(stacl_ctx *ctx, const char *op, cl_event start);
 /* Drops the last record when its launch failed (slot from profile_slot). */

@@ -1,0 +1,170 @@
+/* reference_ops.c: see reference_ops.h. Deliberately naive loops over the
+ * logical indices, in double, so that they are easy to check by eye. */
+#include "reference_ops.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+void ref_layernorm(size_t rows, size_t cols, double eps, const float *x, size_t x_stride, float *y,
+                   size_t y_stride, const float *gamma, const float *beta) {
+    for (size_t r = 0; r < rows; r++) {
+        const float *xr = x + r * x_stride;
+        float *yr = y + r * y_stride;
+        double mean = 0.0;
+        for (size_t c = 0; c < cols; c++) mean += xr[c];
+        mean /= (double)cols;
+        double var = 0.0;
+        for (size_t c = 0; c < cols; c++) var += ((double)xr[c] - mean) * ((double)xr[c] - mean);
+        var /= (double)cols;
+        const double inv_std = 1.0 / sqrt(var + eps);
+        /* Statistics are complete before the first write: in place is safe. */
+        for (size_t c = 0; c < cols; c++)
+            yr[c] = (float)(((double)xr[c] - mean) * inv_std * (double)gamma[c] + (double)beta[c]);
+    }
+}
+
+void ref_softmax(size_t rows, size_t cols, size_t causal_len, const float *x, float *y) {
+    for (size_t r = 0; r < rows; r++) {
+        const float *xr = x + r * cols;
+        float *yr = y + r * cols;
+        size_t valid = cols;
+        if (causal_len > 0 && r % causal_len + 1 < cols) valid = r % causal_len + 1;
+        double m = -INFINITY;
+        for (size_t c = 0; c < valid; c++)
+            if (xr[c] > m) m = xr[c];
+        double sum = 0.0;
+        for (size_t c = 0; c < valid; c++) sum += exp((double)xr[c] - m);
+        for (size_t c = 0; c < cols; c++) yr[c] = c < valid ? (float)(exp((double)xr[c] - m) / sum) : 0.0f;
+    }
+}
+
+double ref_quick_gelu(double v) { return v / (1.0 + exp(-1.702 * v)); }
+
+double ref_gelu(double v) { return 0.5 * v * (1.0 + erf(v / sqrt(2.0))); }
+
+void ref_bias_act(ref_act act, size_t rows, size_t cols, float *y, const float *bias) {
+    for (size_t r = 0; r < rows; r++)
+        for (size_t c = 0; c < cols; c++) {
+            const double v = (double)y[r * cols + c] + (double)bias[c];
+            double out = v;
+            if (act == REF_ACT_QUICK_GELU) out = ref_quick_gelu(v);
+            else if (act == REF_ACT_GELU) out = ref_gelu(v);
+            y[r * cols + c] = (float)out;
+        }
+}
+
+void ref_split_heads(size_t frames, size_t tokens, size_t heads, size_t head_dim, float q_scale,
+                     const float *qkv, float *q, float *k, float *v) {
+    const size_t W = heads * head_dim;
+    for (size_t f = 0; f < frames; f++)
+        for (size_t t = 0; t < tokens; t++)
+            for (size_t h = 0; h < heads; h++)
+                for (size_t d = 0; d < head_dim; d++) {
+                    /* source: qkv[f, t, which, h, d] */
+                    const float *src = qkv + ((f * tokens + t) * 3) * W + h * head_dim + d;
+                    /* destination: [f, h, t, d] */
+                    const size_t dst = ((f * heads + h) * tokens + t) * head_dim + d;
+                    q[dst] = (float)((double)src[0] * (double)q_scale);
+                    k[dst] = src[W];
+                    v[dst] = src[2 * W];
+                }
+}
+
+void ref_merge_heads(size_t frames, size_t tokens, size_t heads, size_t head_dim, const float *o, float *y) {
+    for (size_t f = 0; f < frames; f++)
+        for (size_t h = 0; h < heads; h++)
+            for (size_t t = 0; t < tokens; t++)
+                for (size_t d = 0; d < head_dim; d++)
+                    y[(f * tokens + t) * heads * head_dim + h * head_dim + d] =
+                        o[((f * heads + h) * tokens + t) * head_dim + d];
+}
+
+void ref_im2col(size_t frames, size_t size, size_t patch, const float *img, float *cols) {
+    const size_t G = size / patch, K = 3 * patch * patch;
+    for (size_t f = 0; f < frames; f++)
+        for (size_t gy = 0; gy < G; gy++)
+            for (size_t gx = 0; gx < G; gx++) {
+                float *row = cols + ((f * G + gy) * G + gx) * K;
+                for (size_t c = 0; c < 3; c++)
+                    for (size_t ky = 0; ky < patch; ky++)
+                        for (size_t kx = 0; kx < patch; kx++)
+                            row[(c * patch + ky) * patch + kx] =
+                                img[((f * 3 + c) * size + gy * patch + ky) * size + gx * patch + kx];
+            }
+}
+
+void ref_conv2d_patch(size_t frames, size_t size, size_t patch, size_t width, const float *img,
+                      const float *weight, float *out) {
+    const size_t G = size / patch;
+    for (size_t f = 0; f < frames; f++)
+        for (size_t oy = 0; oy < G; oy++)
+            for (size_t ox = 0; ox < G; ox++)
+                for (size_t o = 0; o < width; o++) {
+                    double acc = 0.0;
+                    for (size_t c = 0; c < 3; c++)
+                        for (size_t ky = 0; ky < patch; ky++)
+                            for (size_t kx = 0; kx < patch; kx++) {
+                                const size_t iy = oy * patch + ky, ix = ox * patch + kx;
+                                acc += (double)img[((f * 3 + c) * size + iy) * size + ix] *
+                                       (double)weight[((o * 3 + c) * patch + ky) * patch + kx];
+                            }
+                    out[((f * G + oy) * G + ox) * width + o] = (float)acc;
+                }
+}
+
+void ref_assemble_tokens(size_t frames, size_t n_patches, size_t width, const float *patches, const float *cls,
+                         const float *pos, float *x) {
+    const size_t L = n_patches + 1;
+    for (size_t f = 0; f < frames; f++)
+        for (size_t t = 0; t < L; t++)
+            for (size_t c = 0; c < width; c++) {
+                const double tok = t == 0 ? (double)cls[c] : (double)patches[(f * n_patches + t - 1) * width + c];
+                x[(f * L + t) * width + c] = (float)(tok + (double)pos[t * width + c]);
+            }
+}
+
+/* Unpacked fallback (and the definition): element by element. */
+static void gemm_direct(int trans_a, int trans_b, size_t m, size_t n, size_t k, double alpha, const float *a,
+                        size_t lda, const float *b, size_t ldb, double beta, float *c, size_t ldc) {
+    for (size_t i = 0; i < m; i++)
+        for (size_t j = 0; j < n; j++) {
+            double acc = 0.0;
+            for (size_t p = 0; p < k; p++) {
+                const double av = trans_a ? a[p * lda + i] : a[i * lda + p];
+                const double bv = trans_b ? b[j * ldb + p] : b[p * ldb + j];
+                acc += av * bv;
+            }
+            double out = alpha * acc;
+            if (beta != 0.0) out += beta * (double)c[i * ldc + j];
+            c[i * ldc + j] = (float)out;
+        }
+}
+
+void ref_gemm(int trans_a, int trans_b, size_t m, size_t n, size_t k, double alpha, const float *a, size_t lda,
+              const float *b, size_t ldb, double beta, float *c, size_t ldc) {
+    /* Same sums as gemm_direct, with op(a) rows and op(b) columns first
+     * copied into contiguous double arrays (fast enough for the large
+     * shapes of the tests). */
+    double *ap = m && k ? malloc(m * k * sizeof *ap) : NULL, *bp = n && k ? malloc(n * k * sizeof *bp) : NULL;
+    if (!ap || !bp) {
+        free(ap);
+        free(bp);
+        gemm_direct(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
+    for (size_t i = 0; i < m; i++)
+        for (size_t p = 0; p < k; p++) ap[i * k + p] = trans_a ? a[p * lda + i] : a[i * lda + p];
+    for (size_t j = 0; j < n; j++)
+        for (size_t p = 0; p < k; p++) bp[j * k + p] = trans_b ? b[j * ldb + p] : b[p * ldb + j];
+    for (size_t i = 0; i < m; i++)
+        for (size_t j = 0; j < n; j++) {
+            const double *ar = ap + i * k, *bc = bp + j * k;
+            double acc = 0.0;
+            for (size_t p = 0; p < k; p++) acc += ar[p] * bc[p];
+            double out = alpha * acc;
+            if (beta != 0.0) out += beta * (double)c[i * ldc + j];
+            c[i * ldc + j] = (float)out;
+        }
+    free(ap);
+    free(bp);
+}

@@ -1,0 +1,70 @@
+/* reference_ops.h: plain-C references for stacl's kernels and GEMMs, used by
+ * the unit tests. Written from the operations' definitions (PyTorch / BLAS
+ * semantics), not from the OpenCL code; every sum is accumulated in double
+ * and each result is rounded to float once. All tensors are dense row-major
+ * host arrays unless a stride says otherwise. Only ref_gemm allocates
+ * (scratch, with a fallback when that fails); nothing fails. */
+#ifndef STACL_TEST_REFERENCE_OPS_H
+#define STACL_TEST_REFERENCE_OPS_H
+
+#include <stddef.h>
+
+/* LayerNorm over the last dimension (biased variance, eps inside the sqrt).
+ * x: rows of `cols` floats, row r at x + r * x_stride.
+ * y: row r written at y + r * y_stride (y may equal x with the same stride:
+ *    in place). gamma, beta: [cols]. */
+void ref_layernorm(size_t rows, size_t cols, double eps, const float *x, size_t x_stride, float *y,
+                   size_t y_stride, const float *gamma, const float *beta);
+
+/* Row softmax. x, y: [rows, cols] (y may equal x). causal_len > 0: row r is
+ * the query at position q = r % causal_len; only columns 0..q take part and
+ * the others are written as exactly 0 (CLIP text tower's causal mask). */
+void ref_softmax(size_t rows, size_t cols, size_t causal_len, const float *x, float *y);
+
+typedef enum ref_act {
+    REF_ACT_NONE,       /* y + bias */
+    REF_ACT_QUICK_GELU, /* v * sigmoid(1.702 v), v = y + bias (OpenAI CLIP) */
+    REF_ACT_GELU        /* 0.5 v (1 + erf(v / sqrt(2))) (exact GELU) */
+} ref_act;
+/* y[rows, cols] = act(y + bias), in place; bias: [cols]. */
+void ref_bias_act(ref_act act, size_t rows, size_t cols, float *y, const float *bias);
+/* The scalar activations, in double. */
+double ref_quick_gelu(double v);
+double ref_gelu(double v);
+
+/* Attention head split. qkv: [F, L, 3, H, D] (the fused projection output,
+ * i.e. [F, L, 3W] with W = H*D and q | k | v along the last axis).
+ * q, k, v: [F, H, L, D] each; q is multiplied by q_scale. */
+void ref_split_heads(size_t frames, size_t tokens, size_t heads, size_t head_dim, float q_scale,
+                     const float *qkv, float *q, float *k, float *v);
+/* Inverse layout change. o: [F, H, L, D] -> y: [F, L, H*D]. */
+void ref_merge_heads(size_t frames, size_t tokens, size_t heads, size_t head_dim, const float *o, float *y);
+
+/* Patches of a conv with kernel = stride = patch, no padding.
+ * img: [F, 3, S, S]; grid G = S / patch (pixels past G*patch are unused).
+ * cols: [F * G * G, 3 * patch * patch]; row (f, gy, gx) = f*G*G + gy*G + gx,
+ * column (c, ky, kx) = (c * patch + ky) * patch + kx (the flattening of a
+ * conv weight [W, 3, patch, patch]). */
+void ref_im2col(size_t frames, size_t size, size_t patch, const float *img, float *cols);
+
+/* Direct convolution, stride = kernel = patch, no padding, no bias.
+ * img: [F, 3, S, S]; weight: [W, 3, patch, patch];
+ * out: [F, G*G, W] (tokens-major, as after the patch-embedding GEMM):
+ * out[f, gy*G + gx, o] = sum_{c,ky,kx} img[f, c, gy*p+ky, gx*p+kx] * weight[o, c, ky, kx]. */
+void ref_conv2d_patch(size_t frames, size_t size, size_t patch, size_t width, const float *img,
+                      const float *weight, float *out);
+
+/* Token assembly. patches: [F * P, W]; cls: [W]; pos: [P + 1, W];
+ * x: [F, P + 1, W] with x[f, 0] = cls + pos[0], x[f, 1+p] = patches[f*P + p] + pos[1+p]. */
+void ref_assemble_tokens(size_t frames, size_t n_patches, size_t width, const float *patches, const float *cls,
+                         const float *pos, float *x);
+
+/* Row-major GEMM: c[m, n] = alpha * op(a) op(b) + beta * c.
+ * op(a)[i, p] = trans_a ? a[p * lda + i] : a[i * lda + p]   (op(a): [m, k])
+ * op(b)[p, j] = trans_b ? b[j * ldb + p] : b[p * ldb + j]   (op(b): [k, n])
+ * c[i, j] at c[i * ldc + j]. beta == 0 means c is not read (BLAS
+ * convention: NaN or garbage in c is ignored). */
+void ref_gemm(int trans_a, int trans_b, size_t m, size_t n, size_t k, double alpha, const float *a, size_t lda,
+              const float *b, size_t ldb, double beta, float *c, size_t ldc);
+
+#endif
