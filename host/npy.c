@@ -5,13 +5,12 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
+#include "atomic_file.h"
 #include "status.h"
 
 /* '<f4' and '<i4' data is copied straight between memory and the file. */
@@ -273,21 +272,6 @@ cleanup:
 
 /* ---- writing --------------------------------------------------------------- */
 
-static int write_all(int fd, const void *buf, size_t n) {
-    const unsigned char *p = buf;
-    while (n > 0) {
-        size_t chunk = n > (1u << 30) ? (1u << 30) : n;
-        ssize_t w = write(fd, p, chunk);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            return -1;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 /* Builds the preamble as numpy does (magic, version, length, dict, growth
  * padding, spaces, '\n') into buf; returns its length, or 0 if too big. */
 static size_t build_preamble(char *buf, size_t cap, const char *descr, const int64_t *shape, int ndim) {
@@ -333,8 +317,7 @@ static size_t build_preamble(char *buf, size_t cap, const char *descr, const int
 static stacl_status write_npy(const char *path, const void *data, size_t elem_size, const char *descr,
                               const int64_t *shape, int ndim) {
     stacl_status st = STACL_OK;
-    char *tmp_path = NULL;
-    int fd = -1, created = 0;
+    stacl_atomic_file af = {0};
     if (!path) return stacl_fail(STACL_ERR_INVALID_ARG, "stacl_npy_write: NULL path");
     if (ndim < 0 || ndim > STACL_NPY_MAX_DIMS || (ndim > 0 && !shape))
         return stacl_fail(STACL_ERR_INVALID_ARG, "%s: ndim %d is outside 0..%d", path, ndim, STACL_NPY_MAX_DIMS);
@@ -358,27 +341,12 @@ static stacl_status write_npy(const char *path, const void *data, size_t elem_si
     size_t pre_len = build_preamble(pre, sizeof pre, descr, shape, ndim);
     if (pre_len == 0) return stacl_fail(STACL_ERR_INVALID_ARG, "%s: header too large", path);
 
-    size_t plen = strlen(path);
-    tmp_path = malloc(plen + 5);
-    if (!tmp_path) FAIL(STACL_ERR_OUT_OF_MEMORY, "%s: out of memory", path);
-    memcpy(tmp_path, path, plen);
-    memcpy(tmp_path + plen, ".tmp", 5);
-
-    fd = open(tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) FAIL(STACL_ERR_IO, "%s: cannot create temporary file %s: %s", path, tmp_path, strerror(errno));
-    created = 1;
-    if (write_all(fd, pre, pre_len) != 0 || (numel && write_all(fd, data, (size_t)numel * elem_size) != 0))
-        FAIL(STACL_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
-    if (fsync(fd) != 0) FAIL(STACL_ERR_IO, "%s: cannot sync: %s", path, strerror(errno));
-    int rc = close(fd);
-    fd = -1;
-    if (rc != 0) FAIL(STACL_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
-    if (rename(tmp_path, path) != 0)
-        FAIL(STACL_ERR_IO, "%s: cannot rename %s into place: %s", path, tmp_path, strerror(errno));
+    TRY(stacl_atomic_open(&af, path, 0));
+    TRY(stacl_atomic_write(&af, pre, pre_len));
+    if (numel) TRY(stacl_atomic_write(&af, data, (size_t)numel * elem_size));
+    TRY(stacl_atomic_commit(&af));
 cleanup:
-    if (fd >= 0) close(fd);
-    if (st != STACL_OK && created) unlink(tmp_path);
-    free(tmp_path);
+    stacl_atomic_abort(&af);
     return st;
 }
 

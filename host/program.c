@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
+#include "atomic_file.h"
 #include "runtime.h"
 
 typedef struct { const char *name; const char *source; size_t length; } stacl_kernel_source;
@@ -92,17 +92,17 @@ static void store_cached(stacl_ctx *ctx, cl_program program, const char *path) {
     unsigned char *binary = malloc(size);
     if (!binary) return;
     unsigned char *bins[1] = {binary};
-    char tmp[1200];
-    snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
     if (clGetProgramInfo(program, CL_PROGRAM_BINARIES, sizeof bins, bins, NULL) == CL_SUCCESS) {
-        FILE *f = fopen(tmp, "wb");
-        if (f) {
-            uint64_t size64 = size;
-            int ok = fwrite(cache_magic, 1, 8, f) == 8 && fwrite(&size64, sizeof size64, 1, f) == 1 &&
-                     fwrite(binary, 1, size, f) == size;
-            ok = (fclose(f) == 0) && ok;
-            if (!ok || rename(tmp, path) != 0) remove(tmp);
-        }
+        /* Per-process tmp name: processes may fill the cache at once. Quiet:
+         * a failure here must not replace the caller's last error. */
+        stacl_atomic_file af = {0};
+        uint64_t size64 = size;
+        if (stacl_atomic_open(&af, path, STACL_ATOMIC_PER_PROCESS | STACL_ATOMIC_QUIET) == STACL_OK &&
+            stacl_atomic_write(&af, cache_magic, 8) == STACL_OK &&
+            stacl_atomic_write(&af, &size64, sizeof size64) == STACL_OK &&
+            stacl_atomic_write(&af, binary, size) == STACL_OK)
+            (void)stacl_atomic_commit(&af);
+        stacl_atomic_abort(&af);
     }
     (void)ctx;
     free(binary);

@@ -14,6 +14,7 @@
 
 #include <cJSON.h>
 
+#include "atomic_file.h"
 #include "status.h"
 
 /* Tensor bytes are little-endian on disk and are copied as-is. */
@@ -594,29 +595,13 @@ static stacl_status entry_bytes(const char *path, const stacl_st_entry *e, uint6
     return STACL_OK;
 }
 
-static int write_all(int fd, const void *buf, uint64_t n) {
-    const unsigned char *p = buf;
-    while (n > 0) {
-        size_t chunk = n > (1u << 30) ? (1u << 30) : (size_t)n;
-        ssize_t w = write(fd, p, chunk);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            return -1;
-        }
-        p += w;
-        n -= (uint64_t)w;
-    }
-    return 0;
-}
-
 stacl_status stacl_st_write(const char *path, const stacl_st_entry *entries, int n,
                             const char *const *meta_keys, const char *const *meta_values, int n_meta) {
     stacl_status st = STACL_OK;
     strbuf hdr = {0};
     uint64_t *sizes = NULL;
     const char **names = NULL;
-    char *tmp_path = NULL;
-    int fd = -1, created = 0;
+    stacl_atomic_file af = {0};
     if (!path) return stacl_fail(STACL_ERR_INVALID_ARG, "stacl_st_write: NULL path");
     if (n < 0 || (n > 0 && !entries))
         return stacl_fail(STACL_ERR_INVALID_ARG, "%s: invalid tensor list (n = %d)", path, n);
@@ -680,33 +665,18 @@ stacl_status stacl_st_write(const char *path, const stacl_st_entry *entries, int
     while (!hdr.oom && hdr.len % 8 != 0) sb_puts(&hdr, " ");
     if (hdr.oom) FAIL(STACL_ERR_OUT_OF_MEMORY, "%s: out of memory building the header", path);
 
-    size_t plen = strlen(path);
-    tmp_path = malloc(plen + 5);
-    if (!tmp_path) FAIL(STACL_ERR_OUT_OF_MEMORY, "%s: out of memory", path);
-    memcpy(tmp_path, path, plen);
-    memcpy(tmp_path + plen, ".tmp", 5);
-
-    fd = open(tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) FAIL(STACL_ERR_IO, "%s: cannot create temporary file %s: %s", path, tmp_path, strerror(errno));
-    created = 1;
+    TRY(stacl_atomic_open(&af, path, 0));
     unsigned char len_le[8];
     for (int i = 0; i < 8; i++) len_le[i] = (unsigned char)((uint64_t)hdr.len >> (8 * i));
-    if (write_all(fd, len_le, 8) != 0 || write_all(fd, hdr.p, hdr.len) != 0)
-        FAIL(STACL_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+    TRY(stacl_atomic_write(&af, len_le, 8));
+    TRY(stacl_atomic_write(&af, hdr.p, hdr.len));
     for (int i = 0; i < n; i++)
-        if (sizes[i] && write_all(fd, entries[i].data, sizes[i]) != 0)
+        if (sizes[i] && stacl_write_all(af.fd, entries[i].data, (size_t)sizes[i]) != 0)
             FAIL(STACL_ERR_IO, "%s: cannot write tensor '%s': %s", path, entries[i].name, strerror(errno));
-    if (fsync(fd) != 0) FAIL(STACL_ERR_IO, "%s: cannot sync: %s", path, strerror(errno));
-    int rc = close(fd);
-    fd = -1;
-    if (rc != 0) FAIL(STACL_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
-    if (rename(tmp_path, path) != 0)
-        FAIL(STACL_ERR_IO, "%s: cannot rename %s into place: %s", path, tmp_path, strerror(errno));
+    TRY(stacl_atomic_commit(&af));
 
 cleanup:
-    if (fd >= 0) close(fd);
-    if (st != STACL_OK && created) unlink(tmp_path);
-    free(tmp_path);
+    stacl_atomic_abort(&af);
     free(hdr.p);
     free(sizes);
     free(names);

@@ -20,6 +20,7 @@
 
 #include <cJSON.h>
 
+#include "atomic_file.h"
 #include "safetensors.h"
 #include "status.h"
 
@@ -520,26 +521,13 @@ done:
  * reader never sees a half-written config. */
 static stacl_status write_text_atomic(const char *path, const char *text) {
     stacl_status st = STACL_OK;
-    FILE *f = NULL;
-    char *tmp = malloc(strlen(path) + 5);
-    if (!tmp) return stacl_fail(STACL_ERR_OUT_OF_MEMORY, "random model: out of memory");
-    sprintf(tmp, "%s.tmp", path);
-    f = fopen(tmp, "wb");
-    if (!f) FAIL(STACL_ERR_IO, "cannot create '%s': %s", tmp, strerror(errno));
-    size_t n = strlen(text);
-    int bad = fwrite(text, 1, n, f) != n || fputc('\n', f) == EOF;
-    int err = errno;
-    if (fclose(f) != 0 && !bad) {
-        bad = 1;
-        err = errno;
-    }
-    f = NULL;
-    if (bad) FAIL(STACL_ERR_IO, "cannot write '%s': %s", tmp, strerror(err));
-    if (rename(tmp, path) != 0) FAIL(STACL_ERR_IO, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
+    stacl_atomic_file af = {0};
+    TRY(stacl_atomic_open(&af, path, 0));
+    TRY(stacl_atomic_write(&af, text, strlen(text)));
+    TRY(stacl_atomic_write(&af, "\n", 1));
+    TRY(stacl_atomic_commit(&af));
 cleanup:
-    if (f) fclose(f);
-    if (st != STACL_OK) remove(tmp);
-    free(tmp);
+    stacl_atomic_abort(&af);
     return st;
 }
 

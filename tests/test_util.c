@@ -1,6 +1,12 @@
 /* test_util.c: see test_util.h. */
 #include "test_util.h"
 
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -9,8 +15,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "stacl.h"
 
 extern char **environ;
 
@@ -31,6 +40,39 @@ static int remove_entry(const char *path, const struct stat *sb, int flag, struc
 }
 
 void tu_remove_tree(const char *path) { nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS); }
+
+char tu_group_dir[512];
+
+int tu_group_setup(void **state) {
+    (void)state;
+    snprintf(tu_group_dir, sizeof tu_group_dir, "%s", tu_make_temp_dir());
+    return 0;
+}
+
+int tu_group_teardown(void **state) {
+    (void)state;
+    tu_remove_tree(tu_group_dir);
+    return 0;
+}
+
+const char *tu_path_in(char *buf, size_t cap, const char *name) {
+    snprintf(buf, cap, "%s/%s", tu_group_dir, name);
+    return buf;
+}
+
+int tu_exists(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0;
+}
+
+void tu_expect_message(const char *a, const char *b) {
+    const char *m = stacl_last_error();
+    if (!strstr(m, a) || (b && !strstr(m, b))) {
+        print_error("error message \"%s\"\n  should mention \"%s\"%s%s%s\n", m, a, b ? " and \"" : "", b ? b : "",
+                    b ? "\"" : "");
+        fail();
+    }
+}
 
 int tu_write_file(const char *path, const void *data, size_t n) {
     FILE *f = fopen(path, "wb");

@@ -1,5 +1,5 @@
 /* test_util.h: helpers shared by the CMocka tests (temporary folders, raw
- * files, running the CLI, tolerance checks). */
+ * files, running the CLI, error-message checks, tolerance checks). */
 #ifndef STACL_TEST_UTIL_H
 #define STACL_TEST_UTIL_H
 
@@ -20,6 +20,23 @@ char *tu_read_file(const char *path, size_t *n);
  * "K=V" list added to the environment, may be NULL. Returns the exit status
  * (or 128+signal). */
 int tu_run(const char *const *argv, const char *const *extra_env, char **out, char **err);
+
+/* ---- a temporary folder for a group of tests ----------------------------- */
+
+/* The folder made by tu_group_setup ("" before it runs). */
+extern char tu_group_dir[512];
+/* CMocka group fixtures: tu_group_setup makes a fresh tu_group_dir,
+ * tu_group_teardown removes it and everything in it. */
+int tu_group_setup(void **state);
+int tu_group_teardown(void **state);
+/* Writes "<tu_group_dir>/<name>" into buf (cap bytes); returns buf. */
+const char *tu_path_in(char *buf, size_t cap, const char *name);
+#define TU_PATH(buf, name) tu_path_in(buf, sizeof buf, name)
+/* 1 if something exists at path (stat succeeds), else 0. */
+int tu_exists(const char *path);
+/* Fails the test unless stacl_last_error() mentions a, and b unless b is
+ * NULL. */
+void tu_expect_message(const char *a, const char *b);
 
 /* Max |a-b| over n values; NaN anywhere gives INFINITY (a NaN never passes). */
 double tu_max_abs_diff(const float *a, const float *b, size_t n);

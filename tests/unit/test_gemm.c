@@ -26,82 +26,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cl_test_util.h"
 #include "ops.h"
 #include "reference_ops.h"
 #include "runtime.h"
 #include "test_util.h"
 
-static stacl_ctx *g_ctx;
-
 #define U_F32 (1.0 / 16777216.0)
 
 static double gemm_rel_tol(size_t k) { return (2.0 * sqrt((double)k) + 4.0) * U_F32; }
-
-#define CL_CHECK(call)                                                                     \
-    do {                                                                                   \
-        cl_int e_ = (call);                                                                \
-        if (e_ != CL_SUCCESS) {                                                            \
-            print_error("%s failed: %s (%d)\n", #call, stacl_cl_error_name(e_), (int)e_); \
-            fail();                                                                        \
-        }                                                                                  \
-    } while (0)
-
-#define ST_CHECK(call)                                                                      \
-    do {                                                                                    \
-        stacl_status s_ = (call);                                                           \
-        if (s_ != STACL_OK) {                                                               \
-            print_error("%s -> %s: %s\n", #call, stacl_status_str(s_), stacl_last_error()); \
-            fail();                                                                         \
-        }                                                                                   \
-    } while (0)
-
-static float *xmalloc_f(size_t n) {
-    float *p = malloc((n ? n : 1) * sizeof(float));
-    assert_non_null(p);
-    return p;
-}
-
-static float canary(void) {
-    float f;
-    uint32_t bits = 0x7fc0c0deu; /* quiet NaN */
-    memcpy(&f, &bits, sizeof f);
-    return f;
-}
-
-/* A device buffer and its host image (`sent`: the last upload). */
-typedef struct dbuf {
-    cl_mem mem;
-    size_t n;
-    float *host, *sent;
-} dbuf;
-
-/* n floats; the host image starts as all canary (not yet uploaded). */
-static dbuf dbuf_new(size_t n) {
-    dbuf b = {NULL, n, xmalloc_f(n), xmalloc_f(n)};
-    const float c = canary();
-    for (size_t i = 0; i < n; i++) b.host[i] = c;
-    cl_int err;
-    b.mem = clCreateBuffer(g_ctx->context, CL_MEM_READ_WRITE, n * sizeof(float), NULL, &err);
-    CL_CHECK(err);
-    return b;
-}
-
-static void dbuf_upload(dbuf *b) {
-    memcpy(b->sent, b->host, b->n * sizeof(float));
-    CL_CHECK(clEnqueueWriteBuffer(g_ctx->queue, b->mem, CL_TRUE, 0, b->n * sizeof(float), b->host, 0, NULL, NULL));
-}
-
-static void dbuf_download(dbuf *b) {
-    CL_CHECK(clEnqueueReadBuffer(g_ctx->queue, b->mem, CL_TRUE, 0, b->n * sizeof(float), b->host, 0, NULL, NULL));
-}
-
-static void dbuf_free(dbuf *b) {
-    if (b->mem) clReleaseMemObject(b->mem);
-    free(b->host);
-    free(b->sent);
-    b->mem = NULL;
-    b->host = b->sent = NULL;
-}
 
 /* Expects the host image (after a download) to differ from the upload only
  * inside the matrices [rows, cols] at off + i * ld (+ batch * stride). */
@@ -111,12 +44,8 @@ static void expect_untouched(const char *what, const dbuf *b, size_t off, size_t
     assert_non_null(mask);
     for (size_t q = 0; q < batch; q++)
         for (size_t i = 0; i < rows; i++) memset(mask + off + q * stride + i * ld, 1, cols);
-    size_t changed = 0, first = 0;
-    for (size_t i = 0; i < b->n; i++)
-        if (!mask[i] && memcmp(&b->host[i], &b->sent[i], sizeof(float)) != 0) {
-            if (!changed) first = i;
-            changed++;
-        }
+    size_t first;
+    size_t changed = dbuf_count_changed(b, mask, &first);
     free(mask);
     if (changed) {
         print_error("%s: %zu elements outside the output changed, first at %zu\n", what, changed, first);
@@ -162,20 +91,8 @@ static void fabs_copy(float *dst, const float *src, size_t n) {
 
 static int group_setup(void **state) {
     (void)state;
-    setvbuf(stdout, NULL, _IOLBF, 0); /* keep the error lines next to the cases */
-    stacl_status st = stacl_ctx_create(&g_ctx, NULL);
-    if (st != STACL_OK) {
-        fprintf(stderr, "stacl_ctx_create: %s: %s\n", stacl_status_str(st), stacl_last_error());
-        return -1;
-    }
+    if (cl_test_ctx_create() != 0) return -1;
     printf("device: %s\n", stacl_ctx_device(g_ctx)->name);
-    return 0;
-}
-
-static int group_teardown(void **state) {
-    (void)state;
-    stacl_ctx_free(g_ctx);
-    g_ctx = NULL;
     return 0;
 }
 
@@ -555,5 +472,5 @@ int main(void) {
         cmocka_unit_test(test_gemm_errors),
         cmocka_unit_test(test_gemm_failure_not_profiled),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, group_setup, cl_test_group_teardown);
 }

@@ -17,12 +17,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cl_test_util.h"
 #include "ops.h"
 #include "reference_ops.h"
 #include "runtime.h"
 #include "test_util.h"
-
-static stacl_ctx *g_ctx;
 
 /* ---- tolerances -------------------------------------------------------------
  * An element passes when |got - ref| <= atol + rtol * |ref|, written as
@@ -108,33 +107,7 @@ static void expect_close_mag(const char *what, const float *got, const float *re
 }
 
 /* ---- device buffers with canaries ------------------------------------------ */
-
-#define CANARY_BITS 0x7fc0c0deu /* a quiet NaN with a recognisable payload */
-
-static float canary(void) {
-    float f;
-    uint32_t bits = CANARY_BITS;
-    memcpy(&f, &bits, sizeof f);
-    return f;
-}
-
-#define CL_CHECK(call)                                                   \
-    do {                                                                 \
-        cl_int e_ = (call);                                              \
-        if (e_ != CL_SUCCESS) {                                          \
-            print_error("%s failed: %s (%d)\n", #call, stacl_cl_error_name(e_), (int)e_); \
-            fail();                                                      \
-        }                                                                \
-    } while (0)
-
-#define ST_CHECK(call)                                                                            \
-    do {                                                                                          \
-        stacl_status s_ = (call);                                                                 \
-        if (s_ != STACL_OK) {                                                                     \
-            print_error("%s -> %s: %s\n", #call, stacl_status_str(s_), stacl_last_error());       \
-            fail();                                                                               \
-        }                                                                                         \
-    } while (0)
+/* (dbuf, canary, CL_CHECK and ST_CHECK come from cl_test_util.h) */
 
 /* A strided block of a buffer: `rows` runs of `cols` floats, `stride` apart,
  * from element `off`. */
@@ -143,27 +116,6 @@ typedef struct region {
 } region;
 #define DENSE(off, n) ((region){(off), 1, (n), (n)})
 #define BLOCK(off, rows, cols, stride) ((region){(off), (rows), (cols), (stride)})
-
-/* A device buffer of n floats and its host image: `host` is what was last
- * uploaded or downloaded, `sent` the last upload. */
-typedef struct dbuf {
-    cl_mem mem;
-    size_t n;
-    float *host, *sent;
-} dbuf;
-
-/* Creates a buffer whose host image is all canary (not yet uploaded). */
-static dbuf dbuf_new(size_t n) {
-    dbuf b = {NULL, n, malloc(n * sizeof(float)), malloc(n * sizeof(float))};
-    assert_non_null(b.host);
-    assert_non_null(b.sent);
-    const float c = canary();
-    for (size_t i = 0; i < n; i++) b.host[i] = c;
-    cl_int err;
-    b.mem = clCreateBuffer(g_ctx->context, CL_MEM_READ_WRITE, n * sizeof(float), NULL, &err);
-    CL_CHECK(err);
-    return b;
-}
 
 static void dbuf_put(dbuf *b, region r, const float *src) {
     assert_true(r.rows == 0 || r.off + (r.rows - 1) * r.stride + r.cols <= b->n);
@@ -176,15 +128,6 @@ static void dbuf_get(const dbuf *b, region r, float *dst) {
         memcpy(dst + i * r.cols, b->host + r.off + i * r.stride, r.cols * sizeof(float));
 }
 
-static void dbuf_upload(dbuf *b) {
-    memcpy(b->sent, b->host, b->n * sizeof(float));
-    CL_CHECK(clEnqueueWriteBuffer(g_ctx->queue, b->mem, CL_TRUE, 0, b->n * sizeof(float), b->host, 0, NULL, NULL));
-}
-
-static void dbuf_download(dbuf *b) {
-    CL_CHECK(clEnqueueReadBuffer(g_ctx->queue, b->mem, CL_TRUE, 0, b->n * sizeof(float), b->host, 0, NULL, NULL));
-}
-
 /* Checks that every element outside the given regions still holds exactly
  * what was uploaded. */
 static void dbuf_expect_untouched(const char *what, const dbuf *b, const region *written, size_t n_written) {
@@ -193,12 +136,8 @@ static void dbuf_expect_untouched(const char *what, const dbuf *b, const region 
     for (size_t w = 0; w < n_written; w++)
         for (size_t i = 0; i < written[w].rows; i++)
             memset(mask + written[w].off + i * written[w].stride, 1, written[w].cols);
-    size_t changed = 0, first = 0;
-    for (size_t i = 0; i < b->n; i++)
-        if (!mask[i] && memcmp(&b->host[i], &b->sent[i], sizeof(float)) != 0) {
-            if (!changed) first = i;
-            changed++;
-        }
+    size_t first;
+    size_t changed = dbuf_count_changed(b, mask, &first);
     free(mask);
     if (changed) {
         print_error("%s: %zu elements outside the output changed, first at %zu (now %g)\n", what, changed, first,
@@ -207,38 +146,12 @@ static void dbuf_expect_untouched(const char *what, const dbuf *b, const region 
     }
 }
 
-static void dbuf_free(dbuf *b) {
-    if (b->mem) clReleaseMemObject(b->mem);
-    free(b->host);
-    free(b->sent);
-    b->mem = NULL;
-    b->host = b->sent = NULL;
-}
-
-static float *xmalloc_f(size_t n) {
-    float *p = malloc((n ? n : 1) * sizeof(float));
-    assert_non_null(p);
-    return p;
-}
-
 /* ---- setup ------------------------------------------------------------------ */
 
 static int group_setup(void **state) {
     (void)state;
-    setvbuf(stdout, NULL, _IOLBF, 0); /* keep the error lines next to the cases */
-    stacl_status st = stacl_ctx_create(&g_ctx, NULL);
-    if (st != STACL_OK) {
-        fprintf(stderr, "stacl_ctx_create: %s: %s\n", stacl_status_str(st), stacl_last_error());
-        return -1;
-    }
+    if (cl_test_ctx_create() != 0) return -1;
     printf("device: %s (reduce work-group %zu)\n", stacl_ctx_device(g_ctx)->name, g_ctx->reduce_wg);
-    return 0;
-}
-
-static int group_teardown(void **state) {
-    (void)state;
-    stacl_ctx_free(g_ctx);
-    g_ctx = NULL;
     return 0;
 }
 
@@ -996,5 +909,5 @@ int main(void) {
         cmocka_unit_test(test_reductions_deterministic),
         cmocka_unit_test(test_profiler),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, group_setup, cl_test_group_teardown);
 }

@@ -16,41 +16,6 @@
 #include "npy.h"
 #include "test_util.h"
 
-static char g_dir[512];
-
-static int group_setup(void **state) {
-    (void)state;
-    snprintf(g_dir, sizeof g_dir, "%s", tu_make_temp_dir());
-    return 0;
-}
-
-static int group_teardown(void **state) {
-    (void)state;
-    tu_remove_tree(g_dir);
-    return 0;
-}
-
-static const char *path_in(char *buf, size_t cap, const char *name) {
-    snprintf(buf, cap, "%s/%s", g_dir, name);
-    return buf;
-}
-#define PATH(buf, name) path_in(buf, sizeof buf, name)
-
-static int exists(const char *path) {
-    struct stat sb;
-    return stat(path, &sb) == 0;
-}
-
-/* Fails the test unless the last error mentions every given string. */
-static void expect_message(const char *a, const char *b) {
-    const char *m = stacl_last_error();
-    if (!strstr(m, a) || (b && !strstr(m, b))) {
-        print_error("error message \"%s\"\n  should mention \"%s\"%s%s%s\n", m, a, b ? " and \"" : "", b ? b : "",
-                    b ? "\"" : "");
-        fail();
-    }
-}
-
 /* A .npy file as numpy lays it out: magic, version, little-endian header
  * length, the dict, `spaces` spaces, '\n', then the data. numpy chooses
  * `spaces` so that the preamble is a multiple of 64 bytes; the tests pass the
@@ -89,7 +54,7 @@ static const float k_2x3[6] = {-1.0f, -0.5f, 0.0f, 0.5f, 1.0f, 1.5f};
 static void check_written_like_numpy(const char *name, int is_i32, const void *data, const int64_t *shape, int ndim,
                                      const char *dict, size_t spaces, size_t data_len) {
     char p[600];
-    PATH(p, name);
+    TU_PATH(p, name);
     stacl_status st = is_i32 ? stacl_npy_write_i32(p, data, shape, ndim) : stacl_npy_write_f32(p, data, shape, ndim);
     assert_int_equal(st, STACL_OK);
     size_t want_len, got_len;
@@ -103,7 +68,7 @@ static void check_written_like_numpy(const char *name, int is_i32, const void *d
     free(want);
     char tmp[640];
     snprintf(tmp, sizeof tmp, "%s.tmp", p);
-    assert_false(exists(tmp));
+    assert_false(tu_exists(tmp));
 }
 
 static void test_write_matches_numpy(void **state) {
@@ -132,7 +97,7 @@ static void test_write_matches_numpy(void **state) {
 
 static void roundtrip_f32(const char *name, const int64_t *shape, int ndim) {
     char p[600];
-    PATH(p, name);
+    TU_PATH(p, name);
     uint64_t numel = 1;
     for (int d = 0; d < ndim; d++) numel *= (uint64_t)shape[d];
     float *x = malloc((numel ? numel : 1) * sizeof *x);
@@ -180,7 +145,7 @@ static void test_roundtrip_f32_shapes(void **state) {
 /* stacl reads only f32, so int32 files are checked at the byte level. */
 static void roundtrip_i32(const char *name, const int64_t *shape, int ndim, const char *shape_text) {
     char p[600];
-    PATH(p, name);
+    TU_PATH(p, name);
     uint64_t numel = 1;
     for (int d = 0; d < ndim; d++) numel *= (uint64_t)shape[d];
     int32_t *x = malloc((numel ? numel : 1) * sizeof *x);
@@ -207,7 +172,7 @@ static void roundtrip_i32(const char *name, const int64_t *shape, int ndim, cons
     /* And the f32 reader names the dtype it refuses. */
     stacl_npy a;
     assert_int_equal(stacl_npy_read_f32(p, &a), STACL_ERR_SHAPE);
-    expect_message(p, "'<i4'");
+    tu_expect_message(p, "'<i4'");
     assert_null(a.data);
 }
 
@@ -234,7 +199,7 @@ static void read_expect_2x3(const char *p, const float *want) {
 static void test_read_numpy_v1(void **state) {
     (void)state;
     char p[600];
-    PATH(p, "np_v1.npy");
+    TU_PATH(p, "np_v1.npy");
     write_npy_bytes(p, 1, DICT_F32_2x3, 58, k_2x3, sizeof k_2x3);
     read_expect_2x3(p, k_2x3);
 }
@@ -244,11 +209,11 @@ static void test_read_numpy_v2_v3(void **state) {
     /* np.lib.format.write_array(f, np.arange(6, dtype=np.float32).reshape(2, 3), version=(2, 0)) */
     const float want[6] = {0, 1, 2, 3, 4, 5};
     char p[600];
-    PATH(p, "np_v2.npy");
+    TU_PATH(p, "np_v2.npy");
     write_npy_bytes(p, 2, DICT_F32_2x3, 56, want, sizeof want);
     read_expect_2x3(p, want);
     /* 3.0 differs only in allowing a UTF-8 header. */
-    PATH(p, "np_v3.npy");
+    TU_PATH(p, "np_v3.npy");
     write_npy_bytes(p, 3, DICT_F32_2x3, 56, want, sizeof want);
     read_expect_2x3(p, want);
 }
@@ -256,7 +221,7 @@ static void test_read_numpy_v2_v3(void **state) {
 static void test_read_numpy_scalar(void **state) {
     (void)state;
     char p[600];
-    PATH(p, "np_scalar.npy");
+    TU_PATH(p, "np_scalar.npy");
     const float v = 1.5f;
     write_npy_bytes(p, 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (), }", 62, &v, 4);
     stacl_npy a;
@@ -280,7 +245,7 @@ static void test_read_header_variants(void **state) {
     };
     const float v[4] = {1, -2, 3, -4};
     char p[600];
-    PATH(p, "variants.npy");
+    TU_PATH(p, "variants.npy");
     for (size_t i = 0; i < sizeof dicts / sizeof dicts[0]; i++) {
         write_npy_bytes(p, 1, dicts[i], 3, v, sizeof v);
         stacl_npy a;
@@ -298,7 +263,7 @@ static void test_read_header_variants(void **state) {
 static void expect_read_fails(const char *name, const char *dict, size_t data_len, stacl_status want,
                               const char *mention) {
     char p[600];
-    PATH(p, name);
+    TU_PATH(p, name);
     const unsigned char data[32] = {0};
     assert_true(data_len <= sizeof data);
     write_npy_bytes(p, 1, dict, 7, data, data_len);
@@ -306,13 +271,13 @@ static void expect_read_fails(const char *name, const char *dict, size_t data_le
     memset(&a, 0x5a, sizeof a);
     assert_int_equal(stacl_npy_read_f32(p, &a), want);
     assert_null(a.data);
-    expect_message(p, mention);
+    tu_expect_message(p, mention);
 }
 
 static void test_wrong_dtype(void **state) {
     (void)state;
     char p[600];
-    PATH(p, "f64.npy");
+    TU_PATH(p, "f64.npy");
     expect_read_fails("f64.npy", "{'descr': '<f8', 'fortran_order': False, 'shape': (2,), }", 16, STACL_ERR_SHAPE,
                       "'<f8'");
     char want[800];
@@ -378,36 +343,36 @@ static void test_bad_magic_and_version(void **state) {
     char p[600];
     stacl_npy a;
 
-    PATH(p, "magic.npy");
+    TU_PATH(p, "magic.npy");
     size_t n;
     unsigned char *b = npy_bytes(1, DICT_F32_2x3, 58, k_2x3, sizeof k_2x3, &n);
     b[1] = 'n';
     assert_int_equal(tu_write_file(p, b, n), 0);
     assert_int_equal(stacl_npy_read_f32(p, &a), STACL_ERR_FORMAT);
-    expect_message(p, "magic");
+    tu_expect_message(p, "magic");
 
-    PATH(p, "version.npy");
+    TU_PATH(p, "version.npy");
     b[1] = 'N';
     b[6] = 4;
     assert_int_equal(tu_write_file(p, b, n), 0);
     assert_int_equal(stacl_npy_read_f32(p, &a), STACL_ERR_FORMAT);
-    expect_message(p, "version 4.0");
+    tu_expect_message(p, "version 4.0");
 
-    PATH(p, "empty.npy");
+    TU_PATH(p, "empty.npy");
     assert_int_equal(tu_write_file(p, "", 0), 0);
     assert_int_equal(stacl_npy_read_f32(p, &a), STACL_ERR_FORMAT);
-    expect_message(p, "magic");
+    tu_expect_message(p, "magic");
 
-    PATH(p, "short_header.npy");
+    TU_PATH(p, "short_header.npy");
     b[6] = 1;
     assert_int_equal(tu_write_file(p, b, 60), 0); /* header length says 118 */
     assert_int_equal(stacl_npy_read_f32(p, &a), STACL_ERR_FORMAT);
-    expect_message(p, "past the end");
+    tu_expect_message(p, "past the end");
     free(b);
 
-    PATH(p, "does_not_exist.npy");
+    TU_PATH(p, "does_not_exist.npy");
     assert_int_equal(stacl_npy_read_f32(p, &a), STACL_ERR_IO);
-    expect_message(p, NULL);
+    tu_expect_message(p, NULL);
 }
 
 static void test_write_errors(void **state) {
@@ -416,26 +381,26 @@ static void test_write_errors(void **state) {
     const float v[2] = {1, 2};
     const int64_t shape[] = {2};
 
-    PATH(p, "no/such/dir/x.npy");
+    TU_PATH(p, "no/such/dir/x.npy");
     assert_int_equal(stacl_npy_write_f32(p, v, shape, 1), STACL_ERR_IO);
-    expect_message(p, NULL);
-    assert_false(exists(p));
+    tu_expect_message(p, NULL);
+    assert_false(tu_exists(p));
 
     /* The tmp file can be written but the rename cannot (a folder is in the
      * way): the tmp file must not be left behind. */
-    PATH(p, "a_folder.npy");
+    TU_PATH(p, "a_folder.npy");
     assert_int_equal(mkdir(p, 0755), 0);
     assert_int_equal(stacl_npy_write_i32(p, (const int32_t *)v, shape, 1), STACL_ERR_IO);
-    expect_message(p, NULL);
+    tu_expect_message(p, NULL);
     snprintf(tmp, sizeof tmp, "%s.tmp", p);
-    assert_false(exists(tmp));
+    assert_false(tu_exists(tmp));
 
-    PATH(p, "bad_args.npy");
+    TU_PATH(p, "bad_args.npy");
     const int64_t neg[] = {-1};
     assert_int_equal(stacl_npy_write_f32(p, v, neg, 1), STACL_ERR_INVALID_ARG);
     assert_int_equal(stacl_npy_write_f32(p, v, shape, 9), STACL_ERR_INVALID_ARG);
     assert_int_equal(stacl_npy_write_f32(p, NULL, shape, 1), STACL_ERR_INVALID_ARG);
-    assert_false(exists(p));
+    assert_false(tu_exists(p));
 }
 
 static void test_release_is_safe(void **state) {
@@ -465,5 +430,5 @@ int main(void) {
         cmocka_unit_test(test_write_errors),
         cmocka_unit_test(test_release_is_safe),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, tu_group_setup, tu_group_teardown);
 }

@@ -17,41 +17,6 @@
 #include "safetensors.h"
 #include "test_util.h"
 
-static char g_dir[512];
-
-static int group_setup(void **state) {
-    (void)state;
-    snprintf(g_dir, sizeof g_dir, "%s", tu_make_temp_dir());
-    return 0;
-}
-
-static int group_teardown(void **state) {
-    (void)state;
-    tu_remove_tree(g_dir);
-    return 0;
-}
-
-static const char *path_in(char *buf, size_t cap, const char *name) {
-    snprintf(buf, cap, "%s/%s", g_dir, name);
-    return buf;
-}
-#define PATH(buf, name) path_in(buf, sizeof buf, name)
-
-static int exists(const char *path) {
-    struct stat sb;
-    return stat(path, &sb) == 0;
-}
-
-/* Fails the test unless the last error mentions every given string. */
-static void expect_message(const char *a, const char *b) {
-    const char *m = stacl_last_error();
-    if (!strstr(m, a) || (b && !strstr(m, b))) {
-        print_error("error message \"%s\"\n  should mention \"%s\"%s%s%s\n", m, a, b ? " and \"" : "", b ? b : "",
-                    b ? "\"" : "");
-        fail();
-    }
-}
-
 /* A safetensors file from a literal header and data section; the header is
  * not padded, which the format allows. */
 static void write_raw(const char *path, const char *header, const void *data, size_t data_len) {
@@ -70,7 +35,7 @@ static void write_raw(const char *path, const char *header, const void *data, si
 static void expect_open_fails(const char *name, const char *header, size_t data_len, stacl_status want,
                               const char *mention) {
     char p[600];
-    PATH(p, name);
+    TU_PATH(p, name);
     unsigned char data[256] = {0};
     assert_true(data_len <= sizeof data);
     write_raw(p, header, data, data_len);
@@ -79,7 +44,7 @@ static void expect_open_fails(const char *name, const char *header, size_t data_
     if (st != want) print_error("%s: got %s (%s)\n", name, stacl_status_str(st), stacl_last_error());
     assert_int_equal(st, want);
     assert_null(f);
-    expect_message(p, mention);
+    tu_expect_message(p, mention);
 }
 
 /* ---- half precision ----------------------------------------------------- */
@@ -191,7 +156,7 @@ static void test_dtype_table(void **state) {
 static void test_roundtrip_all_dtypes(void **state) {
     (void)state;
     char p[600], tmp[640];
-    PATH(p, "all.safetensors");
+    TU_PATH(p, "all.safetensors");
 
     const float f32[6] = {1.0f, -2.5f, 0.1f, 65504.0f, -0.0f, 3.0e-8f};
     uint16_t f16[4], bf16[4];
@@ -230,7 +195,7 @@ static void test_roundtrip_all_dtypes(void **state) {
     const char *const values[] = {"pt", "quote \" backslash \\ newline \n tab \t"};
     assert_int_equal(stacl_st_write(p, entries, n, keys, values, 2), STACL_OK);
     snprintf(tmp, sizeof tmp, "%s.tmp", p);
-    assert_false(exists(tmp));
+    assert_false(tu_exists(tmp));
 
     /* Header padded with spaces to a multiple of 8, as the reference does. */
     size_t raw_len;
@@ -308,7 +273,7 @@ static void test_write_exact_header(void **state) {
     /* The header layout the reference implementation produces: compact JSON,
      * metadata first, space padding to a multiple of 8. */
     char p[600];
-    PATH(p, "exact.safetensors");
+    TU_PATH(p, "exact.safetensors");
     const float v[2] = {1.0f, 2.0f};
     const uint8_t b = 7;
     const stacl_st_entry e[] = {{"x", STACL_DT_F32, 1, {2}, v}, {"a\"b", STACL_DT_U8, 0, {0}, &b}};
@@ -341,7 +306,7 @@ static void test_write_exact_header(void **state) {
 static void test_empty_file_and_no_metadata(void **state) {
     (void)state;
     char p[600];
-    PATH(p, "empty.safetensors");
+    TU_PATH(p, "empty.safetensors");
     assert_int_equal(stacl_st_write(p, NULL, 0, NULL, NULL, 0), STACL_OK);
     stacl_st_file *f = NULL;
     assert_int_equal(stacl_st_open(&f, p), STACL_OK);
@@ -358,7 +323,7 @@ static void test_unaligned_and_trailing_padding(void **state) {
     /* Offsets need not be aligned; reads go through memcpy. Trailing bytes
      * after the last tensor are tolerated. */
     char p[600];
-    PATH(p, "unaligned.safetensors");
+    TU_PATH(p, "unaligned.safetensors");
     unsigned char data[1 + 8 + 2 + 3] = {0x55};
     const float v[2] = {-3.25f, 7.5f};
     const int16_t s = -1234;
@@ -387,7 +352,7 @@ static void test_unaligned_and_trailing_padding(void **state) {
 static void test_read_wrong_kind(void **state) {
     (void)state;
     char p[600];
-    PATH(p, "kinds.safetensors");
+    TU_PATH(p, "kinds.safetensors");
     const int64_t ids[2] = {3, 4};
     const float w[1] = {1.0f};
     const stacl_st_entry e[] = {{"token_ids", STACL_DT_I64, 1, {2}, ids}, {"weight", STACL_DT_F32, 1, {1}, w}};
@@ -396,12 +361,12 @@ static void test_read_wrong_kind(void **state) {
     assert_int_equal(stacl_st_open(&f, p), STACL_OK);
     float out[2];
     assert_int_equal(stacl_st_read_f32(f, stacl_st_find(f, "token_ids"), out), STACL_ERR_SHAPE);
-    expect_message(p, "'token_ids'");
-    expect_message("I64", NULL);
+    tu_expect_message(p, "'token_ids'");
+    tu_expect_message("I64", NULL);
     int64_t iv[2];
     assert_int_equal(stacl_st_read_i64(f, stacl_st_find(f, "weight"), iv), STACL_ERR_SHAPE);
-    expect_message(p, "'weight'");
-    expect_message("F32", NULL);
+    tu_expect_message(p, "'weight'");
+    tu_expect_message("F32", NULL);
     stacl_st_close(f);
 }
 
@@ -413,39 +378,39 @@ static void test_read_wrong_kind(void **state) {
 static void test_too_short(void **state) {
     (void)state;
     char p[600];
-    PATH(p, "short.safetensors");
+    TU_PATH(p, "short.safetensors");
     assert_int_equal(tu_write_file(p, "\x02\0\0\0\0", 5), 0);
     stacl_st_file *f = NULL;
     assert_int_equal(stacl_st_open(&f, p), STACL_ERR_FORMAT);
-    expect_message(p, "too short");
+    tu_expect_message(p, "too short");
     assert_int_equal(tu_write_file(p, "", 0), 0);
     assert_int_equal(stacl_st_open(&f, p), STACL_ERR_FORMAT);
-    expect_message(p, "0 bytes");
+    tu_expect_message(p, "0 bytes");
 }
 
 static void test_header_length_past_end(void **state) {
     (void)state;
     char p[600];
-    PATH(p, "hlen.safetensors");
+    TU_PATH(p, "hlen.safetensors");
     const unsigned char b[8 + 10] = {100, 0, 0, 0, 0, 0, 0, 0, '{', '}'};
     assert_int_equal(tu_write_file(p, b, sizeof b), 0);
     stacl_st_file *f = NULL;
     assert_int_equal(stacl_st_open(&f, p), STACL_ERR_FORMAT);
-    expect_message(p, "header length 100 exceeds the file size (18 bytes)");
+    tu_expect_message(p, "header length 100 exceeds the file size (18 bytes)");
     assert_null(f);
 
     /* A length with high bits set must not wrap around. */
     const unsigned char huge[8 + 2] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, '{', '}'};
     assert_int_equal(tu_write_file(p, huge, sizeof huge), 0);
     assert_int_equal(stacl_st_open(&f, p), STACL_ERR_FORMAT);
-    expect_message(p, "exceeds the file size");
+    tu_expect_message(p, "exceeds the file size");
 }
 
 static void test_header_too_large(void **state) {
     (void)state;
     /* A sparse file: the 100 MB limit is checked before the JSON is read. */
     char p[600];
-    PATH(p, "bighdr.safetensors");
+    TU_PATH(p, "bighdr.safetensors");
     const uint64_t len = 100u * 1000u * 1000u + 8u;
     unsigned char b[8];
     for (int i = 0; i < 8; i++) b[i] = (unsigned char)(len >> (8 * i));
@@ -453,7 +418,7 @@ static void test_header_too_large(void **state) {
     assert_int_equal(truncate(p, (off_t)(8 + len)), 0);
     stacl_st_file *f = NULL;
     assert_int_equal(stacl_st_open(&f, p), STACL_ERR_FORMAT);
-    expect_message(p, "limit");
+    tu_expect_message(p, "limit");
 }
 
 static void test_header_not_json(void **state) {
@@ -475,11 +440,11 @@ static void test_unknown_dtype(void **state) {
     (void)state;
     expect_open_fails("dtype1.safetensors", "{" T_OK("visual.proj", "Q7", "[2]", "[0,2]") "}", 2, STACL_ERR_FORMAT,
                       "'visual.proj'");
-    expect_message("Q7", NULL);
+    tu_expect_message("Q7", NULL);
     /* Valid in the format, but not handled by stacl. */
     expect_open_fails("dtype2.safetensors", "{" T_OK("mask", "BOOL", "[2]", "[0,2]") "}", 2, STACL_ERR_UNSUPPORTED,
                       "'mask'");
-    expect_message("BOOL", NULL);
+    tu_expect_message("BOOL", NULL);
     expect_open_fails("dtype3.safetensors", "{" T_OK("q", "F8_E4M3", "[2]", "[0,2]") "}", 2, STACL_ERR_UNSUPPORTED,
                       "F8_E4M3");
     expect_open_fails("dtype4.safetensors", "{\"t\":{\"dtype\":4,\"shape\":[1],\"data_offsets\":[0,4]}}", 4,
@@ -492,7 +457,7 @@ static void test_size_mismatch(void **state) {
     (void)state;
     expect_open_fails("mismatch.safetensors", "{" T_OK("ln.weight", "F32", "[2,3]", "[0,20]") "}", 24,
                       STACL_ERR_FORMAT, "'ln.weight'");
-    expect_message("needs 24", NULL);
+    tu_expect_message("needs 24", NULL);
     expect_open_fails("mismatch16.safetensors", "{" T_OK("h", "F16", "[4]", "[0,4]") "}", 8, STACL_ERR_FORMAT,
                       "'h'");
     expect_open_fails("scalar.safetensors", "{" T_OK("s", "F64", "[]", "[0,4]") "}", 8, STACL_ERR_FORMAT, "'s'");
@@ -505,7 +470,7 @@ static void test_size_mismatch(void **state) {
 static void test_offsets_past_end(void **state) {
     (void)state;
     char p[600];
-    PATH(p, "model.safetensors");
+    TU_PATH(p, "model.safetensors");
     expect_open_fails("model.safetensors", "{" T_OK("visual.conv1.weight", "F32", "[25]", "[0,100]") "}", 64,
                       STACL_ERR_FORMAT, "'visual.conv1.weight'");
     char want[800];
@@ -526,7 +491,7 @@ static void test_overlapping_tensors(void **state) {
     expect_open_fails("overlap.safetensors",
                       "{" T_OK("first", "F32", "[4]", "[0,16]") "," T_OK("second", "F32", "[4]", "[8,24]") "}", 24,
                       STACL_ERR_FORMAT, "'first'");
-    expect_message("'second'", "overlap");
+    tu_expect_message("'second'", "overlap");
     /* Same range twice. */
     expect_open_fails("alias.safetensors",
                       "{" T_OK("a", "F32", "[2]", "[0,8]") "," T_OK("b", "I32", "[2]", "[0,8]") "}", 8,
@@ -538,7 +503,7 @@ static void test_overlapping_tensors(void **state) {
     /* Empty tensors occupy nothing and may sit anywhere; adjacent ranges are
      * fine. */
     char p[600];
-    PATH(p, "adjacent.safetensors");
+    TU_PATH(p, "adjacent.safetensors");
     unsigned char data[16] = {0};
     write_raw(p,
               "{" T_OK("a", "F32", "[2]", "[0,8]") "," T_OK("b", "F32", "[2]", "[8,16]") ","
@@ -553,7 +518,7 @@ static void test_bad_shapes(void **state) {
     (void)state;
     expect_open_fails("negdim.safetensors", "{" T_OK("pos_embed", "F32", "[-1,4]", "[0,16]") "}", 16,
                       STACL_ERR_FORMAT, "'pos_embed'");
-    expect_message("negative", NULL);
+    tu_expect_message("negative", NULL);
     expect_open_fails("fracdim.safetensors", "{" T_OK("t", "F32", "[1.5]", "[0,4]") "}", 16, STACL_ERR_FORMAT, "'t'");
     expect_open_fails("strdim.safetensors", "{" T_OK("t", "F32", "[\"2\"]", "[0,8]") "}", 16, STACL_ERR_FORMAT,
                       "'t'");
@@ -569,7 +534,7 @@ static void test_truncated_data_section(void **state) {
     (void)state;
     /* A valid file cut short: the last tensor no longer fits. */
     char p[600];
-    PATH(p, "cut.safetensors");
+    TU_PATH(p, "cut.safetensors");
     float v[16];
     tu_fill_random(v, 16, 1, 1.0f);
     const stacl_st_entry e[] = {{"a", STACL_DT_F32, 1, {8}, v}, {"blocks.0.attn", STACL_DT_F32, 2, {2, 4}, v + 8}};
@@ -581,14 +546,14 @@ static void test_truncated_data_section(void **state) {
     free(raw);
     stacl_st_file *f = NULL;
     assert_int_equal(stacl_st_open(&f, p), STACL_ERR_FORMAT);
-    expect_message(p, "'blocks.0.attn'");
-    expect_message("data_offsets [32, 64] exceed the data section (61 bytes)", NULL);
+    tu_expect_message(p, "'blocks.0.attn'");
+    tu_expect_message("data_offsets [32, 64] exceed the data section (61 bytes)", NULL);
 }
 
 static void test_bad_metadata(void **state) {
     (void)state;
     expect_open_fails("meta1.safetensors", "{\"__metadata__\":{\"epoch\":3}}", 0, STACL_ERR_FORMAT, "'epoch'");
-    expect_message("__metadata__", "not a string");
+    tu_expect_message("__metadata__", "not a string");
     expect_open_fails("meta2.safetensors", "{\"__metadata__\":[\"a\"]}", 0, STACL_ERR_FORMAT, "__metadata__");
     expect_open_fails("meta3.safetensors", "{\"__metadata__\":{\"k\":null}}", 0, STACL_ERR_FORMAT, "'k'");
 }
@@ -597,12 +562,12 @@ static void test_open_io_errors(void **state) {
     (void)state;
     char p[600];
     stacl_st_file *f = NULL;
-    PATH(p, "missing.safetensors");
+    TU_PATH(p, "missing.safetensors");
     assert_int_equal(stacl_st_open(&f, p), STACL_ERR_IO);
-    expect_message(p, NULL);
+    tu_expect_message(p, NULL);
     assert_null(f);
-    assert_int_equal(stacl_st_open(&f, g_dir), STACL_ERR_IO);
-    expect_message(g_dir, NULL);
+    assert_int_equal(stacl_st_open(&f, tu_group_dir), STACL_ERR_IO);
+    tu_expect_message(tu_group_dir, NULL);
 }
 
 /* ---- write errors ---------------------------------------------------------- */
@@ -610,29 +575,29 @@ static void test_open_io_errors(void **state) {
 static void test_write_into_missing_directory(void **state) {
     (void)state;
     char p[600], tmp[640];
-    PATH(p, "no/such/dir/out.safetensors");
+    TU_PATH(p, "no/such/dir/out.safetensors");
     const float v = 1.0f;
     const stacl_st_entry e[] = {{"t", STACL_DT_F32, 0, {0}, &v}};
     assert_int_equal(stacl_st_write(p, e, 1, NULL, NULL, 0), STACL_ERR_IO);
-    expect_message(p, "No such file or directory");
+    tu_expect_message(p, "No such file or directory");
     snprintf(tmp, sizeof tmp, "%s.tmp", p);
-    assert_false(exists(p));
-    assert_false(exists(tmp));
+    assert_false(tu_exists(p));
+    assert_false(tu_exists(tmp));
 
     /* The tmp file is written but the rename fails (a folder is in the way):
      * nothing may be left behind. */
-    PATH(p, "folder.safetensors");
+    TU_PATH(p, "folder.safetensors");
     assert_int_equal(mkdir(p, 0755), 0);
     assert_int_equal(stacl_st_write(p, e, 1, NULL, NULL, 0), STACL_ERR_IO);
-    expect_message(p, NULL);
+    tu_expect_message(p, NULL);
     snprintf(tmp, sizeof tmp, "%s.tmp", p);
-    assert_false(exists(tmp));
+    assert_false(tu_exists(tmp));
 }
 
 static void test_write_replaces_existing(void **state) {
     (void)state;
     char p[600];
-    PATH(p, "replace.safetensors");
+    TU_PATH(p, "replace.safetensors");
     assert_int_equal(tu_write_file(p, "old contents", 12), 0);
     const int32_t v[3] = {1, 2, 3};
     const stacl_st_entry e[] = {{"v", STACL_DT_I32, 1, {3}, v}};
@@ -646,27 +611,27 @@ static void test_write_replaces_existing(void **state) {
 static void test_write_invalid_entries(void **state) {
     (void)state;
     char p[600];
-    PATH(p, "invalid.safetensors");
+    TU_PATH(p, "invalid.safetensors");
     const float v[4] = {0};
     stacl_st_entry e[2] = {{"a", STACL_DT_F32, 1, {2}, v}, {"a", STACL_DT_F32, 1, {2}, v}};
     assert_int_equal(stacl_st_write(p, e, 2, NULL, NULL, 0), STACL_ERR_INVALID_ARG);
-    expect_message(p, "'a'");
+    tu_expect_message(p, "'a'");
 
     e[1].name = "b";
     e[1].ndim = 9;
     assert_int_equal(stacl_st_write(p, e, 2, NULL, NULL, 0), STACL_ERR_INVALID_ARG);
-    expect_message(p, "'b'");
+    tu_expect_message(p, "'b'");
     e[1].ndim = -1;
     assert_int_equal(stacl_st_write(p, e, 2, NULL, NULL, 0), STACL_ERR_INVALID_ARG);
     e[1].ndim = 2;
     e[1].shape[0] = -2;
     assert_int_equal(stacl_st_write(p, e, 2, NULL, NULL, 0), STACL_ERR_INVALID_ARG);
-    expect_message(p, "'b'");
+    tu_expect_message(p, "'b'");
     e[1].shape[0] = 2;
     e[1].shape[1] = 1;
     e[1].data = NULL;
     assert_int_equal(stacl_st_write(p, e, 2, NULL, NULL, 0), STACL_ERR_INVALID_ARG);
-    expect_message(p, "'b'");
+    tu_expect_message(p, "'b'");
     e[1].data = v;
     e[1].dtype = (stacl_dtype)42;
     assert_int_equal(stacl_st_write(p, e, 2, NULL, NULL, 0), STACL_ERR_INVALID_ARG);
@@ -678,11 +643,11 @@ static void test_write_invalid_entries(void **state) {
     const char *const keys[] = {"k", "k"};
     const char *const vals[] = {"1", "2"};
     assert_int_equal(stacl_st_write(p, e, 2, keys, vals, 2), STACL_ERR_INVALID_ARG);
-    expect_message(p, "'k'");
+    tu_expect_message(p, "'k'");
     const char *const null_vals[] = {"1", NULL};
     const char *const keys2[] = {"k", "j"};
     assert_int_equal(stacl_st_write(p, e, 2, keys2, null_vals, 2), STACL_ERR_INVALID_ARG);
-    assert_false(exists(p));
+    assert_false(tu_exists(p));
 
     /* The fixed-up entries do write. */
     assert_int_equal(stacl_st_write(p, e, 2, keys2, vals, 2), STACL_OK);
@@ -718,5 +683,5 @@ int main(void) {
         cmocka_unit_test(test_write_replaces_existing),
         cmocka_unit_test(test_write_invalid_entries),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, tu_group_setup, tu_group_teardown);
 }
