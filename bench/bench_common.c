@@ -1,5 +1,6 @@
 /* bench_common.c: see bench_common.h. */
 #include "bench_common.h"
+#include "tune.h"
 
 #include <errno.h>
 #include <libgen.h>
@@ -188,4 +189,11 @@ int bench_json_write(const char *prog, const char *path, const cJSON *root) {
     }
     cJSON_free(text);
     return rc;
+}
+
+const char *bench_tuning(const stacl_ctx *ctx) {
+    static char text[3200];
+    const stacl_tune_state *ts = stacl_tune_current(ctx);
+    snprintf(text, sizeof text, "%s%s%s", ts->source, ts->note[0] ? "; " : "", ts->note);
+    return text;
 }

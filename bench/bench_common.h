@@ -54,6 +54,10 @@ typedef struct bench_host {
 } bench_host;
 void bench_host_info(bench_host *h);
 
+/* The CLBlast tuning the context runs with ("builtin", "cache FILE", "off
+ * ...", plus why a set was refused), for the header and the JSON. */
+const char *bench_tuning(const stacl_ctx *ctx);
+
 /* JSON helpers (cJSON). */
 cJSON *bench_json_host(const bench_host *h);
 cJSON *bench_json_device(const stacl_device_info *d);

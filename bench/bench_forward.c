@@ -152,6 +152,7 @@ int main(int argc, char **argv) {
     printf("host:   %s, %ld CPUs online, %s\n", host.cpu, host.nproc, host.date);
     printf("stacl:  %s (%s) on [%d] %s (%s, %s, driver %s)\n", stacl_version(), stacl_git_revision(), d->index,
            d->name, d->platform, d->device_version, d->driver_version);
+    printf("tuning: %s\n", bench_tuning(ctx));
     fflush(stdout);
 
     double t0 = bench_now_ms();
@@ -255,6 +256,7 @@ int main(int argc, char **argv) {
         cJSON_AddNumberToObject(root, "runs", runs);
         cJSON_AddItemToObject(root, "host", bench_json_host(&host));
         cJSON_AddItemToObject(root, "device", bench_json_device(d));
+        cJSON_AddStringToObject(root, "tuning", bench_tuning(ctx));
         cJSON *f = cJSON_AddObjectToObject(root, "flop_per_clip");
         cJSON_AddNumberToObject(f, "total", fl.total);
         cJSON_AddNumberToObject(f, "patch_embed", fl.patch);

@@ -447,6 +447,7 @@ int main(int argc, char **argv) {
     printf("host:     %s, %ld CPUs online, %s\n", host.cpu, host.nproc, host.date);
     printf("stacl:    %s (%s) on [%d] %s (%s, %s, driver %s)\n", stacl_version(), stacl_git_revision(), dev->index,
            dev->name, dev->platform, dev->device_version, dev->driver_version);
+    printf("tuning:   %s\n", bench_tuning(ctx));
     printf("OpenBLAS: %s, core %s, %d thread%s\n", blas_config, blas_core, blas_threads, blas_threads == 1 ? "" : "s");
     fflush(stdout);
 
@@ -500,6 +501,7 @@ int main(int argc, char **argv) {
         cJSON_AddNumberToObject(root, "tolerance", TOLERANCE);
         cJSON_AddItemToObject(root, "host", bench_json_host(&host));
         cJSON_AddItemToObject(root, "device", bench_json_device(dev));
+        cJSON_AddStringToObject(root, "tuning", bench_tuning(ctx));
         cJSON *ob = cJSON_AddObjectToObject(root, "openblas");
         cJSON_AddStringToObject(ob, "config", blas_config);
         cJSON_AddStringToObject(ob, "corename", blas_core);

@@ -86,21 +86,21 @@ static stacl_status need(const stacl_st_file *f, const char *name, int ndim, con
 }
 
 /* Reads tensor `name` of the given shape into dst. */
-static stacl_status load(const stacl_st_file *f, const char *name, int ndim, const int64_t *dims, float *dst) {
+stacl_status stacl_clip_load(const stacl_st_file *f, const char *name, int ndim, const int64_t *dims, float *dst) {
     const stacl_st_tensor *t = NULL;
     stacl_status st = need(f, name, ndim, dims, &t);
     return st != STACL_OK ? st : stacl_st_read_f32(f, t, dst);
 }
 
 #define DIMS(...) ((const int64_t[]){__VA_ARGS__})
-#define LOAD1(name, a, dst) TRY(load(f, name, 1, DIMS(a), dst))
-#define LOAD2(name, a, b, dst) TRY(load(f, name, 2, DIMS(a, b), dst))
+#define LOAD1(name, a, dst) TRY(stacl_clip_load(f, name, 1, DIMS(a), dst))
+#define LOAD2(name, a, b, dst) TRY(stacl_clip_load(f, name, 2, DIMS(a, b), dst))
 
 /* Reads [rows, cols] from the file into dst transposed, as [cols, rows]. */
-static stacl_status load_transposed(const stacl_st_file *f, const char *name, int64_t rows, int64_t cols, float *dst) {
+stacl_status stacl_clip_load_transposed(const stacl_st_file *f, const char *name, int64_t rows, int64_t cols, float *dst) {
     float *tmp = malloc((size_t)(rows * cols) * sizeof *tmp);
     if (!tmp) return stacl_fail(STACL_ERR_OUT_OF_MEMORY, "out of host memory reading '%s'", name);
-    stacl_status st = load(f, name, 2, DIMS(rows, cols), tmp);
+    stacl_status st = stacl_clip_load(f, name, 2, DIMS(rows, cols), tmp);
     if (st == STACL_OK)
         for (int64_t r = 0; r < rows; r++)
             for (int64_t c = 0; c < cols; c++) dst[c * rows + r] = tmp[r * cols + c];
@@ -110,7 +110,7 @@ static stacl_status load_transposed(const stacl_st_file *f, const char *name, in
 
 /* ---- config ---------------------------------------------------------------- */
 
-static int count_layers(const stacl_st_file *f, const char *fmt) {
+int stacl_clip_count_layers(const stacl_st_file *f, const char *fmt) {
     char name[256];
     int n = 0;
     for (;;) {
@@ -143,7 +143,7 @@ static stacl_status config_from_shapes(const stacl_st_file *f, stacl_layout layo
         return stacl_fail(STACL_ERR_SHAPE, "%s: tensor '%s' has %lld positions, not 1 + a square number of patches",
                           path, pos_name, (long long)pos->shape[0]);
     cfg->image_size = grid * cfg->patch;
-    cfg->layers = count_layers(f, hf ? "vision_model.encoder.layers.%d.layer_norm1.weight"
+    cfg->layers = stacl_clip_count_layers(f, hf ? "vision_model.encoder.layers.%d.layer_norm1.weight"
                                      : "visual.transformer.resblocks.%d.ln_1.weight");
     if (cfg->layers == 0) return stacl_fail(STACL_ERR_MISSING, "%s: no transformer blocks found in the vision tower", path);
     if (!fc1 || fc1->ndim != 2 || fc1->shape[1] != cfg->width)
@@ -171,25 +171,38 @@ static int json_int(const cJSON *obj, const char *key, int *out) {
     return 1;
 }
 
+stacl_status stacl_json_read_file(const char *path, cJSON **out) {
+    stacl_status st = STACL_OK;
+    size_t len = 0;
+    char *text = NULL;
+    *out = NULL;
+    FILE *fp = fopen(path, "rb");
+    if (!fp) FAIL(STACL_ERR_MISSING, "%s: cannot open the Hugging Face config (needed for the number of heads)", path);
+    fseek(fp, 0, SEEK_END);
+    long size = ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    if (size < 0 || size > (64 << 20)) { fclose(fp); FAIL(STACL_ERR_FORMAT, "%s: unreasonable size", path); }
+    text = malloc((size_t)size + 1);
+    if (!text) { fclose(fp); FAIL(STACL_ERR_OUT_OF_MEMORY, "out of host memory reading %s", path); }
+    len = fread(text, 1, (size_t)size, fp);
+    fclose(fp);
+    *out = cJSON_ParseWithLength(text, len);
+    if (!cJSON_IsObject(*out)) {
+        cJSON_Delete(*out);
+        *out = NULL;
+        FAIL(STACL_ERR_FORMAT, "%s: not a JSON object", path);
+    }
+cleanup:
+    free(text);
+    return st;
+}
+
 /* Applies a Hugging Face config.json: heads, activation and eps come from
  * it; sizes that shapes already fixed must agree with it. */
 static stacl_status apply_hf_config(const char *config_path, stacl_vision_config *cfg) {
     stacl_status st = STACL_OK;
-    size_t len = 0;
-    char *text = NULL;
     cJSON *root = NULL;
-    FILE *fp = fopen(config_path, "rb");
-    if (!fp) FAIL(STACL_ERR_MISSING, "%s: cannot open the Hugging Face config (needed for the number of heads)", config_path);
-    fseek(fp, 0, SEEK_END);
-    long size = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    if (size < 0 || size > (64 << 20)) { fclose(fp); FAIL(STACL_ERR_FORMAT, "%s: unreasonable size", config_path); }
-    text = malloc((size_t)size + 1);
-    if (!text) { fclose(fp); FAIL(STACL_ERR_OUT_OF_MEMORY, "out of host memory reading %s", config_path); }
-    len = fread(text, 1, (size_t)size, fp);
-    fclose(fp);
-    root = cJSON_ParseWithLength(text, len);
-    if (!cJSON_IsObject(root)) FAIL(STACL_ERR_FORMAT, "%s: not a JSON object", config_path);
+    TRY(stacl_json_read_file(config_path, &root));
     /* CLIPModel keeps the vision fields in vision_config (older files:
      * vision_config_dict); CLIPVisionModel has them at the top level. */
     const cJSON *vc = cJSON_GetObjectItemCaseSensitive(root, "vision_config");
@@ -217,7 +230,6 @@ static stacl_status apply_hf_config(const char *config_path, stacl_vision_config
     }
 cleanup:
     cJSON_Delete(root);
-    free(text);
     return st;
 }
 
@@ -228,7 +240,7 @@ static stacl_status read_openai(const stacl_st_file *f, const stacl_vision_confi
     stacl_status st = STACL_OK;
     const int64_t w = c->width, m = c->mlp_width, pp = c->patch, L = stacl_vision_tokens(c);
     char n[256];
-    TRY(load(f, "visual.conv1.weight", 4, DIMS(w, 3, pp, pp), p + o->patch_w));
+    TRY(stacl_clip_load(f, "visual.conv1.weight", 4, DIMS(w, 3, pp, pp), p + o->patch_w));
     LOAD1("visual.class_embedding", w, p + o->cls);
     LOAD2("visual.positional_embedding", L, w, p + o->pos);
     LOAD1("visual.ln_pre.weight", w, p + o->ln_pre_w);
@@ -261,14 +273,14 @@ static stacl_status read_hf(const stacl_st_file *f, const stacl_vision_config *c
     stacl_status st = STACL_OK;
     const int64_t w = c->width, m = c->mlp_width, pp = c->patch, L = stacl_vision_tokens(c);
     char n[256];
-    TRY(load(f, "vision_model.embeddings.patch_embedding.weight", 4, DIMS(w, 3, pp, pp), p + o->patch_w));
+    TRY(stacl_clip_load(f, "vision_model.embeddings.patch_embedding.weight", 4, DIMS(w, 3, pp, pp), p + o->patch_w));
     LOAD1("vision_model.embeddings.class_embedding", w, p + o->cls);
     LOAD2("vision_model.embeddings.position_embedding.weight", L, w, p + o->pos);
     LOAD1("vision_model.pre_layrnorm.weight", w, p + o->ln_pre_w);
     LOAD1("vision_model.pre_layrnorm.bias", w, p + o->ln_pre_b);
     LOAD1("vision_model.post_layernorm.weight", w, p + o->ln_post_w);
     LOAD1("vision_model.post_layernorm.bias", w, p + o->ln_post_b);
-    if (c->proj_dim) TRY(load_transposed(f, "visual_projection.weight", c->proj_dim, w, p + o->proj));
+    if (c->proj_dim) TRY(stacl_clip_load_transposed(f, "visual_projection.weight", c->proj_dim, w, p + o->proj));
     for (int l = 0; l < c->layers; l++) {
         const vision_block_offsets *b = &o->blocks[l];
 #define NAME(suffix) (snprintf(n, sizeof n, "vision_model.encoder.layers.%d.%s", l, suffix), n)

@@ -9,6 +9,7 @@
 #include <clblast_c.h>
 
 #include "ops.h"
+#include "tune.h"
 
 #define CL_PLATFORM_NOT_FOUND_KHR_CODE (-1001)
 
@@ -262,6 +263,7 @@ stacl_status stacl_ctx_create(stacl_ctx **out, const char *device_selector) {
     ctx->queue = clCreateCommandQueue(ctx->context, ctx->device, CL_QUEUE_PROFILING_ENABLE, &err);
     if (err != CL_SUCCESS) { st = stacl_cl_fail(ctx, err, "clCreateCommandQueue"); goto cleanup; }
     TRY(stacl_program_build(ctx));
+    TRY(stacl_tune_setup(ctx));
     *out = ctx;
     ctx = NULL;
 cleanup:
@@ -274,6 +276,7 @@ void stacl_ctx_free(stacl_ctx *ctx) {
     if (ctx->queue) clFinish(ctx->queue);
     stacl_profile_release(ctx);
     stacl_program_release(ctx);
+    stacl_tune_release(ctx);
     if (ctx->queue) clReleaseCommandQueue(ctx->queue);
     if (ctx->context) clReleaseContext(ctx->context);
     free(ctx);

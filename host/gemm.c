@@ -1,9 +1,13 @@
 /* gemm.c: the one place that calls CLBlast. Every backbone GEMM goes
  * through here, so tuning, profiling and a future half-precision path have
- * one home. Row-major throughout. */
+ * one home. Row-major throughout. With a tuning set in effect (tune.h) each
+ * call first tells CLBlast which of its two paths to take for this shape
+ * (indirect: pad/transpose + Xgemm; direct: one XgemmDirect kernel), as
+ * measured by `stacl tune`. */
 #include <clblast_c.h>
 
 #include "ops.h"
+#include "tune.h"
 
 static stacl_status blas_fail(stacl_ctx *ctx, CLBlastStatusCode code, const char *routine,
                               size_t m, size_t n, size_t k, size_t batch) {
@@ -12,6 +16,7 @@ static stacl_status blas_fail(stacl_ctx *ctx, CLBlastStatusCode code, const char
     const char *name = code > -1000                    ? stacl_cl_error_name((cl_int)code)
                        : code <= -1007 && code >= -1011 ? "CLBlast: a matrix buffer is too small for its shape"
                        : code <= -1012 && code >= -1024 ? "CLBlast: invalid argument (leading dimension, offset or size)"
+                       : code == -2048 || code == -2047 ? "CLBlast: invalid parameter override"
                                                         : "CLBlast internal error (see clblast_c.h)";
     stacl_status st = (code == CLBlastOpenCLOutOfResources || code == CLBlastOpenCLOutOfHostMemory ||
                        code == (CLBlastStatusCode)CL_MEM_OBJECT_ALLOCATION_FAILURE)
@@ -21,18 +26,36 @@ static stacl_status blas_fail(stacl_ctx *ctx, CLBlastStatusCode code, const char
                       batch, ctx->info.name, name, (int)code);
 }
 
+stacl_status stacl_gemm_routine_call(stacl_ctx *ctx, stacl_gemm_routine routine, int batched, int trans_a,
+                                     int trans_b, size_t m, size_t n, size_t k, float alpha, cl_mem a, size_t a_off,
+                                     size_t lda, size_t a_stride, cl_mem b, size_t b_off, size_t ldb,
+                                     size_t b_stride, float beta, cl_mem c, size_t c_off, size_t ldc,
+                                     size_t c_stride, size_t batch) {
+    stacl_status st = stacl_tune_force_routine(ctx, routine);
+    if (st != STACL_OK) return st;
+    const CLBlastTranspose ta = trans_a ? CLBlastTransposeYes : CLBlastTransposeNo;
+    const CLBlastTranspose tb = trans_b ? CLBlastTransposeYes : CLBlastTransposeNo;
+    /* CLBlast may enqueue several kernels (pad, transpose, Xgemm) and hands
+     * back only the last one's event: time the call between markers. */
+    cl_event start = stacl_profile_span_begin(ctx);
+    CLBlastStatusCode code =
+        batched ? CLBlastSgemmStridedBatched(CLBlastLayoutRowMajor, ta, tb, m, n, k, alpha, a, a_off, lda, a_stride, b,
+                                             b_off, ldb, b_stride, beta, c, c_off, ldc, c_stride, batch, &ctx->queue,
+                                             NULL)
+                : CLBlastSgemm(CLBlastLayoutRowMajor, ta, tb, m, n, k, alpha, a, a_off, lda, b, b_off, ldb, beta, c,
+                               c_off, ldc, &ctx->queue, NULL);
+    stacl_profile_span_end(ctx, code != CLBlastSuccess ? NULL : batched ? "gemm_batched" : "gemm", start);
+    if (code == CLBlastSuccess) return STACL_OK;
+    return blas_fail(ctx, code, batched ? "CLBlastSgemmStridedBatched" : "CLBlastSgemm", m, n, k, batch);
+}
+
 stacl_status stacl_gemm(stacl_ctx *ctx, int trans_a, int trans_b, size_t m, size_t n, size_t k,
                         float alpha, cl_mem a, size_t a_off, size_t lda,
                         cl_mem b, size_t b_off, size_t ldb,
                         float beta, cl_mem c, size_t c_off, size_t ldc) {
-    /* CLBlast may enqueue several kernels (pad, transpose, Xgemm) and hands
-     * back only the last one's event: time the call between markers. */
-    cl_event start = stacl_profile_span_begin(ctx);
-    CLBlastStatusCode code = CLBlastSgemm(CLBlastLayoutRowMajor, trans_a ? CLBlastTransposeYes : CLBlastTransposeNo,
-                                          trans_b ? CLBlastTransposeYes : CLBlastTransposeNo, m, n, k, alpha, a, a_off,
-                                          lda, b, b_off, ldb, beta, c, c_off, ldc, &ctx->queue, NULL);
-    stacl_profile_span_end(ctx, code == CLBlastSuccess ? "gemm" : NULL, start);
-    return code == CLBlastSuccess ? STACL_OK : blas_fail(ctx, code, "CLBlastSgemm", m, n, k, 1);
+    stacl_gemm_routine r = stacl_tune_routine_for(ctx, m, n, k, 1, trans_a, trans_b);
+    return stacl_gemm_routine_call(ctx, r, 0, trans_a, trans_b, m, n, k, alpha, a, a_off, lda, 0, b, b_off, ldb, 0,
+                                   beta, c, c_off, ldc, 0, 1);
 }
 
 stacl_status stacl_gemm_batched(stacl_ctx *ctx, int trans_a, int trans_b, size_t m, size_t n, size_t k,
@@ -40,13 +63,9 @@ stacl_status stacl_gemm_batched(stacl_ctx *ctx, int trans_a, int trans_b, size_t
                                 cl_mem b, size_t b_off, size_t ldb, size_t b_stride,
                                 float beta, cl_mem c, size_t c_off, size_t ldc, size_t c_stride,
                                 size_t batch) {
-    cl_event start = stacl_profile_span_begin(ctx);
-    CLBlastStatusCode code = CLBlastSgemmStridedBatched(
-        CLBlastLayoutRowMajor, trans_a ? CLBlastTransposeYes : CLBlastTransposeNo,
-        trans_b ? CLBlastTransposeYes : CLBlastTransposeNo, m, n, k, alpha, a, a_off, lda, a_stride, b, b_off, ldb,
-        b_stride, beta, c, c_off, ldc, c_stride, batch, &ctx->queue, NULL);
-    stacl_profile_span_end(ctx, code == CLBlastSuccess ? "gemm_batched" : NULL, start);
-    return code == CLBlastSuccess ? STACL_OK : blas_fail(ctx, code, "CLBlastSgemmStridedBatched", m, n, k, batch);
+    stacl_gemm_routine r = stacl_tune_routine_for(ctx, m, n, k, batch, trans_a, trans_b);
+    return stacl_gemm_routine_call(ctx, r, 1, trans_a, trans_b, m, n, k, alpha, a, a_off, lda, a_stride, b, b_off,
+                                   ldb, b_stride, beta, c, c_off, ldc, c_stride, batch);
 }
 
 stacl_status stacl_linear(stacl_ctx *ctx, size_t rows, size_t in, size_t out,

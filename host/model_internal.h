@@ -38,11 +38,60 @@ void stacl_vision_offsets_free(vision_offsets *off);
 stacl_status stacl_clip_read_vision(const char *path, stacl_vision_config *cfg, vision_offsets *off,
                                     float **params, char *resolved_path, size_t resolved_cap);
 
+/* ---- text tower (clip_text_weights.c) ---- */
+
+/* Same canonical layout as the vision tower; the blocks have the same
+ * tensors (vision_block_offsets). */
+typedef struct text_offsets {
+    size_t tok_emb;                /* [V, W] */
+    size_t pos;                    /* [L, W] */
+    size_t ln_final_w, ln_final_b; /* [W] */
+    size_t proj;                   /* [W, P] (OpenAI orientation); unused if P = 0 */
+    vision_block_offsets *blocks;  /* [layers], malloc'd */
+    size_t total;                  /* floats, counted from 0 */
+} text_offsets;
+
+stacl_status stacl_text_plan(const stacl_text_config *cfg, text_offsets *off);
+/* Adds base to every offset (the text weights follow the vision ones). */
+void stacl_text_offsets_shift(const stacl_text_config *cfg, text_offsets *off, size_t base);
+void stacl_text_offsets_free(text_offsets *off);
+
+/* Reads the text tower of the safetensors file `file` (dir: its folder,
+ * for config.json). *present = 0 when the file has no text tower (then
+ * nothing else is set). A text tower that exists but cannot be used (no
+ * head count, bad shapes) is an error. */
+stacl_status stacl_clip_read_text(const char *file, const char *dir, int *present, stacl_text_config *cfg,
+                                  text_offsets *off, float **params);
+
+/* CLIP's 0-d `logit_scale` (log of the inverse temperature), if present. */
+stacl_status stacl_clip_read_logit_scale(const char *file, int *present, float *value);
+
+/* Helpers of clip_weights.c shared with clip_text_weights.c. */
+struct stacl_st_file;
+struct cJSON;
+/* Reads tensor `name`, checking its shape, as f32 into dst. */
+stacl_status stacl_clip_load(const struct stacl_st_file *f, const char *name, int ndim, const int64_t *dims,
+                             float *dst);
+/* Reads [rows, cols] into dst as [cols, rows]. */
+stacl_status stacl_clip_load_transposed(const struct stacl_st_file *f, const char *name, int64_t rows, int64_t cols,
+                                        float *dst);
+/* Counts tensors named fmt % 0, 1, ... */
+int stacl_clip_count_layers(const struct stacl_st_file *f, const char *fmt);
+stacl_status stacl_json_read_file(const char *path, struct cJSON **out);
+
 struct stacl_model {
     stacl_ctx *ctx;
     stacl_vision_config cfg;
     vision_offsets off;
-    cl_mem params; /* every vision weight, one allocation */
+    int has_text;              /* the file has a text tower, loaded below */
+    stacl_text_config text_cfg;
+    text_offsets text_off;     /* offsets into params, after the vision weights */
+    stacl_status text_status;  /* why a text tower in the file is unusable */
+    char text_error[1024];     /* (STACL_OK and "" when fine or absent) */
+    int has_logit_scale;
+    float logit_scale;         /* log of CLIP's inverse temperature (ln 100) */
+    char file[4096];           /* the .safetensors file, for messages */
+    cl_mem params;             /* every weight, one allocation */
 };
 
 #endif

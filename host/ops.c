@@ -267,3 +267,37 @@ stacl_status stacl_op_assemble_tokens(stacl_ctx *ctx, size_t frames, size_t n_pa
 cleanup:
     return st;
 }
+
+stacl_status stacl_op_embed_tokens(stacl_ctx *ctx, size_t n, size_t context, size_t width, size_t vocab,
+                                   cl_mem tokens, size_t tokens_off, cl_mem params, size_t table_off,
+                                   size_t pos_off, cl_mem x, size_t x_off) {
+    stacl_status st = STACL_OK;
+    size_t total = n * context * width;
+    TRY(check_u32("embed_tokens", x_off + total));
+    TRY(check_u32("embed_tokens", tokens_off + n * context));
+    TRY(check_u32("embed_tokens", table_off + vocab * width));
+    TRY(check_u32("embed_tokens", pos_off + context * width));
+    arg_list a = args_for(ctx, K_EMBED_TOKENS);
+    arg_mem(&a, tokens); arg_u32(&a, tokens_off);
+    arg_mem(&a, params); arg_u32(&a, table_off);
+    arg_mem(&a, params); arg_u32(&a, pos_off);
+    arg_mem(&a, x); arg_u32(&a, x_off); arg_u32(&a, n); arg_u32(&a, context); arg_u32(&a, width);
+    st = launch(ctx, "embed_tokens", &a, total, 0);
+cleanup:
+    return st;
+}
+
+stacl_status stacl_op_gather_rows(stacl_ctx *ctx, size_t n, size_t width, size_t x_rows, cl_mem x, size_t x_off,
+                                  cl_mem rows, size_t rows_off, cl_mem y, size_t y_off) {
+    stacl_status st = STACL_OK;
+    TRY(check_u32("gather_rows", x_off + x_rows * width));
+    TRY(check_u32("gather_rows", rows_off + n));
+    TRY(check_u32("gather_rows", y_off + n * width));
+    arg_list a = args_for(ctx, K_GATHER_ROWS);
+    arg_mem(&a, x); arg_u32(&a, x_off);
+    arg_mem(&a, rows); arg_u32(&a, rows_off);
+    arg_mem(&a, y); arg_u32(&a, y_off); arg_u32(&a, n); arg_u32(&a, width);
+    st = launch(ctx, "gather_rows", &a, n * width, 0);
+cleanup:
+    return st;
+}

@@ -80,4 +80,13 @@ stacl_status stacl_op_assemble_tokens(stacl_ctx *ctx, size_t frames, size_t n_pa
                                       cl_mem patches, size_t patches_off, cl_mem params, size_t cls_off,
                                       size_t pos_off, cl_mem x, size_t x_off);
 
+/* x [n, ctx, W] = table[tokens] + pos (tokens: int32 [n, ctx] in buffer
+ * `tokens`, ids already checked against the table's rows). */
+stacl_status stacl_op_embed_tokens(stacl_ctx *ctx, size_t n, size_t context, size_t width, size_t vocab,
+                                   cl_mem tokens, size_t tokens_off, cl_mem params, size_t table_off,
+                                   size_t pos_off, cl_mem x, size_t x_off);
+/* y [n, W] = x[rows[r], :] (rows: int32 [n] row indices, all < x_rows). */
+stacl_status stacl_op_gather_rows(stacl_ctx *ctx, size_t n, size_t width, size_t x_rows, cl_mem x, size_t x_off,
+                                  cl_mem rows, size_t rows_off, cl_mem y, size_t y_off);
+
 #endif

@@ -25,6 +25,8 @@ static const char *const kernel_names[K_COUNT] = {
     [K_MERGE_HEADS] = "merge_heads",
     [K_IM2COL_PATCHES] = "im2col_patches",
     [K_ASSEMBLE_TOKENS] = "assemble_tokens",
+    [K_EMBED_TOKENS] = "embed_tokens",
+    [K_GATHER_ROWS] = "gather_rows",
 };
 
 static const char build_options[] = "-cl-std=CL1.2";

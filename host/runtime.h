@@ -20,6 +20,8 @@ typedef enum stacl_kernel_id {
     K_MERGE_HEADS,
     K_IM2COL_PATCHES,
     K_ASSEMBLE_TOKENS,
+    K_EMBED_TOKENS,
+    K_GATHER_ROWS,
     K_COUNT
 } stacl_kernel_id;
 
@@ -33,6 +35,7 @@ struct stacl_ctx {
     cl_program program;     /* all of the kernels/ folder in one program */
     cl_kernel kernels[K_COUNT];
     size_t reduce_wg;       /* work-group size for row reductions (power of 2) */
+    struct stacl_tune_state *tune; /* CLBlast tuning in effect (tune_setup.c) */
     /* Profiling: while on, every launch appends a record (see ops.c). */
     int profiling;
     struct stacl_profile_record *records;

@@ -100,7 +100,8 @@ int stacl_vision_tokens(const stacl_vision_config *cfg);
 
 typedef struct stacl_model stacl_model;
 /* path: a directory with model.safetensors (+ config.json for Hugging Face
- * files) or a .safetensors file. Weights go to the ctx's device. */
+ * files) or a .safetensors file. Weights go to the ctx's device: the vision
+ * tower, and the text tower when the file has one. */
 stacl_status stacl_model_load(stacl_model **out, stacl_ctx *ctx, const char *path);
 void stacl_model_free(stacl_model *model);
 const stacl_vision_config *stacl_model_vision_config(const stacl_model *model);
@@ -138,6 +139,71 @@ typedef struct stacl_op_time {
     int launches;
 } stacl_op_time;
 int stacl_state_op_times(const stacl_state *state, const stacl_op_time **times);
+
+/* ---- frozen CLIP text tower -------------------------------------------- */
+
+typedef struct stacl_text_config {
+    int width;          /* d_model, e.g. 512 */
+    int layers;         /* residual blocks, e.g. 12 */
+    int heads;          /* attention heads (OpenAI layout: width / 64) */
+    int mlp_width;      /* e.g. 2048 */
+    int context_length; /* positions, 77 */
+    int vocab_size;     /* token embedding rows, 49408 */
+    int proj_dim;       /* output embedding width; 0 = no projection */
+    float ln_eps;
+    stacl_activation act;
+    stacl_layout layout;
+} stacl_text_config;
+
+/* The text tower's config, or NULL when the model has no usable text tower
+ * (then stacl_text_state_create says why). */
+const stacl_text_config *stacl_model_text_config(const stacl_model *model);
+
+/* exp(logit_scale): the factor CLIP multiplies cosine similarities by
+ * (100 for the released models); 0 when the file has no logit_scale. */
+float stacl_model_logit_scale(const stacl_model *model);
+
+/* Workspace for encoding up to max_texts token rows in one pass. */
+typedef struct stacl_text_state stacl_text_state;
+stacl_status stacl_text_state_create(stacl_text_state **out, stacl_model *model, int max_texts);
+void stacl_text_state_free(stacl_text_state *state);
+/* Observer as for the vision tower; stages "text_embed" (token + position
+ * embeddings) and "text_block_00".. [N, context, width]. */
+void stacl_text_state_set_observer(stacl_text_state *state, stacl_observer fn, void *user);
+/* tokens: [n, context_length] ids as stacl_tokenize() makes them (with the
+ * model's context length). Pooling takes each row's first largest id
+ * (<|endoftext|>), as CLIP's argmax. out: [n, proj_dim] floats, not
+ * normalized ([n, width] after ln_final without a projection). */
+size_t stacl_text_output_size(const stacl_model *model, int n);
+stacl_status stacl_text_forward(stacl_text_state *state, const int32_t *tokens, int n, float *out);
+double stacl_text_state_last_device_ms(const stacl_text_state *state);
+
+/* ---- CLIP tokenizer (byte-level BPE, openai/CLIP simple_tokenizer) ----- */
+
+#define STACL_CONTEXT_LENGTH 77 /* CLIP's text context */
+
+typedef struct stacl_tokenizer stacl_tokenizer;
+/* path: OpenAI's bpe_simple_vocab_16e6.txt.gz, or a folder holding Hugging
+ * Face's vocab.json + merges.txt. */
+stacl_status stacl_tokenizer_load(stacl_tokenizer **out, const char *path);
+void stacl_tokenizer_free(stacl_tokenizer *tok);
+/* The vocabulary to use when none is given: the model folder's (or a
+ * .safetensors file's folder's) vocab.json + merges.txt or
+ * bpe_simple_vocab_16e6.txt.gz, else the OpenAI file installed with stacl.
+ * model_path may be NULL. Writes the chosen path into buf. */
+stacl_status stacl_tokenizer_default_vocab(const char *model_path, char *buf, size_t cap);
+int32_t stacl_tokenizer_sot(const stacl_tokenizer *tok); /* <|startoftext|>, 49406 */
+int32_t stacl_tokenizer_eot(const stacl_tokenizer *tok); /* <|endoftext|>, 49407 */
+int stacl_tokenizer_vocab_size(const stacl_tokenizer *tok); /* 49408 */
+/* The BPE ids of `len` bytes of UTF-8 text, without <|startoftext|> and
+ * <|endoftext|>. *ids is malloc'd (free() it; also when *count is 0). Invalid UTF-8 is
+ * STACL_ERR_INVALID_ARG naming the byte offset. */
+stacl_status stacl_tokenizer_encode(stacl_tokenizer *tok, const char *text, size_t len, int32_t **ids, size_t *count);
+/* One row of context_length ids as clip.tokenize() makes it:
+ * <|startoftext|>, the ids, <|endoftext|>, zeros. A text that does not fit
+ * is STACL_ERR_INVALID_ARG, or with truncate != 0 is cut and ends with
+ * <|endoftext|>. text is NUL-terminated UTF-8. */
+stacl_status stacl_tokenize(stacl_tokenizer *tok, const char *text, int context_length, int truncate, int32_t *row);
 
 #ifdef __cplusplus
 }

@@ -11,6 +11,7 @@
 
 #include "model_internal.h"
 #include "ops.h"
+#include "transformer.h"
 
 /* Offsets (floats) of every activation in the workspace. F frames,
  * L tokens, P patches, W width, M MLP width, H heads, D head dim. */
@@ -138,41 +139,14 @@ static stacl_status observe(stacl_state *s, const char *name, size_t off, const 
     return st;
 }
 
-/* One pre-LN residual block: x += attn(ln_1(x)); x += mlp(ln_2(x)). */
+/* One pre-LN residual block (transformer.c) on this state's workspace. */
 static stacl_status block_forward(stacl_state *s, const vision_block_offsets *b, size_t F) {
-    stacl_status st = STACL_OK;
-    stacl_ctx *ctx = s->model->ctx;
     const stacl_vision_config *c = &s->model->cfg;
     const workspace_plan *w = &s->plan;
-    cl_mem ws = s->ws, pm = s->model->params;
-    const size_t W = (size_t)c->width, M = (size_t)c->mlp_width, L = (size_t)stacl_vision_tokens(c);
-    const size_t H = (size_t)c->heads, D = W / H, rows = F * L;
-
-    /* Attention. */
-    TRY(stacl_op_layernorm(ctx, rows, W, c->ln_eps, ws, w->x, W, ws, w->h, W, pm, b->ln1_w, b->ln1_b));
-    TRY(stacl_linear(ctx, rows, W, 3 * W, ws, w->h, pm, b->qkv_w, ws, w->qkv, 0));          /* [F*L, 3W] */
-    TRY(stacl_op_bias_act(ctx, STACL_BIAS_ONLY, rows, 3 * W, ws, w->qkv, pm, b->qkv_b));
-    TRY(stacl_op_split_heads(ctx, F, L, H, D, 1.0f / sqrtf((float)D), ws, w->qkv, ws, w->q, w->k, w->v));
-    /* scores[b] = q[b] k[b]^T for every (frame, head) b: [L, L]. */
-    TRY(stacl_gemm_batched(ctx, 0, 1, L, L, D, 1.0f, ws, w->q, D, L * D, ws, w->k, D, L * D, 0.0f, ws, w->scores, L,
-                           L * L, F * H));
-    TRY(stacl_op_softmax(ctx, F * H * L, L, 0, ws, w->scores));
-    /* attn[b] = scores[b] v[b]: [L, D]. */
-    TRY(stacl_gemm_batched(ctx, 0, 0, L, D, L, 1.0f, ws, w->scores, L, L * L, ws, w->v, D, L * D, 0.0f, ws, w->attn, D,
-                           L * D, F * H));
-    TRY(stacl_op_merge_heads(ctx, F, L, H, D, ws, w->attn, ws, w->h));                      /* [F*L, W] */
-    TRY(stacl_linear(ctx, rows, W, W, ws, w->h, pm, b->out_w, ws, w->x, 1));                /* x += h Wo^T */
-    TRY(stacl_op_bias_act(ctx, STACL_BIAS_ONLY, rows, W, ws, w->x, pm, b->out_b));
-
-    /* MLP. */
-    TRY(stacl_op_layernorm(ctx, rows, W, c->ln_eps, ws, w->x, W, ws, w->h, W, pm, b->ln2_w, b->ln2_b));
-    TRY(stacl_linear(ctx, rows, W, M, ws, w->h, pm, b->fc1_w, ws, w->mlp, 0));              /* [F*L, M] */
-    TRY(stacl_op_bias_act(ctx, c->act == STACL_ACT_GELU ? STACL_BIAS_GELU : STACL_BIAS_QUICK_GELU, rows, M, ws,
-                          w->mlp, pm, b->fc1_b));
-    TRY(stacl_linear(ctx, rows, M, W, ws, w->mlp, pm, b->fc2_w, ws, w->x, 1));              /* x += mlp W2^T */
-    TRY(stacl_op_bias_act(ctx, STACL_BIAS_ONLY, rows, W, ws, w->x, pm, b->fc2_b));
-cleanup:
-    return st;
+    const stacl_block_dims dims = {F, (size_t)stacl_vision_tokens(c), (size_t)c->width, (size_t)c->heads,
+                                   (size_t)c->mlp_width, c->ln_eps, c->act, 0};
+    const stacl_block_ws bw = {s->ws, w->x, w->h, w->qkv, w->q, w->k, w->v, w->scores, w->attn, w->mlp};
+    return stacl_block_forward(s->model->ctx, &dims, s->model->params, b, &bw);
 }
 
 static stacl_status forward(stacl_state *s, const float *pixels, size_t F, stacl_output kind, float *out) {

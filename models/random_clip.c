@@ -44,6 +44,10 @@ stacl_random_clip_spec stacl_random_clip_default_spec(void) {
     spec.act = STACL_ACT_QUICK_GELU;
     spec.f16 = 0;
     spec.seed = 0;
+    spec.text_width = 512;
+    spec.text_layers = 0;
+    spec.text_context = 77;
+    spec.text_vocab = 49408;
     return spec;
 }
 
@@ -436,6 +440,93 @@ cleanup:
     return st;
 }
 
+/* The text tower in either layout, streams keyed by the OpenAI names (so
+ * both layouts again hold the same model). */
+static stacl_status build_text(builder *b, int hf) {
+    stacl_status st = STACL_OK;
+    const stacl_random_clip_spec *s = b->spec;
+    const int64_t w = s->text_width, m = 4 * s->text_width, V = s->text_vocab, L = s->text_context;
+    const int64_t P = s->proj_dim;
+    const double attn_in = 1.0 / sqrt((double)w), out_std = attn_in / sqrt(2.0 * s->text_layers);
+    char name[160], key[160];
+    float *tmp = NULL, *t = NULL;
+    TRY(add_normal(b, hf ? "text_model.embeddings.token_embedding.weight" : "token_embedding.weight",
+                   "token_embedding.weight", 0.0, 0.02, 2, (int64_t[]){V, w}));
+    TRY(add_normal(b, hf ? "text_model.embeddings.position_embedding.weight" : "positional_embedding",
+                   "positional_embedding", 0.0, 0.01, 2, (int64_t[]){L, w}));
+    for (int l = 0; l < s->text_layers; l++) {
+        char pre[96], opre[96];
+        snprintf(opre, sizeof opre, "transformer.resblocks.%d", l);
+        snprintf(pre, sizeof pre, hf ? "text_model.encoder.layers.%d" : "transformer.resblocks.%d", l);
+        static const char *const parts[3] = {"q", "k", "v"};
+        if (hf) {
+            for (int j = 0; j < 3; j++) {
+                snprintf(name, sizeof name, "%s.self_attn.%s_proj.weight", pre, parts[j]);
+                snprintf(key, sizeof key, "%s.attn.in_proj_weight.%s", opre, parts[j]);
+                TRY(add_normal(b, name, key, 0.0, attn_in, 2, (int64_t[]){w, w}));
+                snprintf(name, sizeof name, "%s.self_attn.%s_proj.bias", pre, parts[j]);
+                snprintf(key, sizeof key, "%s.attn.in_proj_bias.%s", opre, parts[j]);
+                TRY(add_normal(b, name, key, 0.0, BIAS_STD, 1, &w));
+            }
+        } else {
+            /* in_proj = the q, k, v streams stacked. */
+            for (int bias = 0; bias < 2; bias++) {
+                size_t part = bias ? (size_t)w : (size_t)(w * w);
+                t = malloc(3 * part * sizeof *t);
+                if (!t) FAIL(STACL_ERR_OUT_OF_MEMORY, "random model: out of memory for %s.attn", pre);
+                for (int j = 0; j < 3; j++) {
+                    rng r;
+                    snprintf(key, sizeof key, "%s.attn.in_proj_%s.%s", opre, bias ? "bias" : "weight", parts[j]);
+                    rng_init(&r, s->seed, key);
+                    for (size_t i = 0; i < part; i++) t[j * part + i] = (float)((bias ? BIAS_STD : attn_in) * rng_normal(&r));
+                }
+                snprintf(name, sizeof name, "%s.attn.in_proj_%s", pre, bias ? "bias" : "weight");
+                st = bias ? add_float(b, name, t, 1, (int64_t[]){3 * w}) : add_float(b, name, t, 2, (int64_t[]){3 * w, w});
+                t = NULL;
+                TRY(st);
+            }
+        }
+        static const struct { const char *hf, *oa; } names[] = {
+            {"self_attn.out_proj", "attn.out_proj"}, {"layer_norm1", "ln_1"}, {"mlp.fc1", "mlp.c_fc"},
+            {"mlp.fc2", "mlp.c_proj"}, {"layer_norm2", "ln_2"}};
+        for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+            snprintf(name, sizeof name, "%s.%s", pre, hf ? names[k].hf : names[k].oa);
+            snprintf(key, sizeof key, "%s.%s", opre, names[k].oa);
+            if (k == 1 || k == 4) {
+                TRY(add_layernorm(b, name, key, w));
+                continue;
+            }
+            const int64_t rows = k == 2 ? m : w, cols = k == 3 ? m : w;
+            const double std = k == 2 ? 1.0 / sqrt(2.0 * w) : out_std;
+            char n2[200], k2[200];
+            snprintf(n2, sizeof n2, "%s.weight", name);
+            snprintf(k2, sizeof k2, "%s.weight", key);
+            TRY(add_normal(b, n2, k2, 0.0, std, 2, (int64_t[]){rows, cols}));
+            snprintf(n2, sizeof n2, "%s.bias", name);
+            snprintf(k2, sizeof k2, "%s.bias", key);
+            TRY(add_normal(b, n2, k2, 0.0, BIAS_STD, 1, &rows));
+        }
+    }
+    TRY(add_layernorm(b, hf ? "text_model.final_layer_norm" : "ln_final", "ln_final", w));
+    if (!hf) {
+        TRY(add_normal(b, "text_projection", "text_projection", 0.0, attn_in, 2, (int64_t[]){w, P}));
+    } else {
+        /* HF: a Linear weight [P, w], the transpose of OpenAI's [w, P]. */
+        TRY(new_normal(b, "text_projection", (size_t)(w * P), 0.0, attn_in, &tmp));
+        t = malloc((size_t)(w * P) * sizeof *t);
+        if (!t) FAIL(STACL_ERR_OUT_OF_MEMORY, "random model: out of memory for text_projection.weight");
+        for (int64_t i = 0; i < w; i++)
+            for (int64_t j = 0; j < P; j++) t[j * w + i] = tmp[i * P + j];
+        st = add_float(b, "text_projection.weight", t, 2, (int64_t[]){P, w});
+        t = NULL;
+        TRY(st);
+    }
+cleanup:
+    free(tmp);
+    free(t);
+    return st;
+}
+
 /* ---- files ------------------------------------------------------------ */
 
 static char *join_path(const char *dir, const char *file) {
@@ -505,6 +596,22 @@ static char *hf_config_text(const stacl_random_clip_spec *s) {
         cJSON *vision = cJSON_AddObjectToObject(root, "vision_config");
         ok &= vision != NULL;
         if (vision) vision_fields(vision, s, &ok);
+        if (s->text_layers > 0) {
+            cJSON *text = cJSON_AddObjectToObject(root, "text_config");
+            ok &= text != NULL;
+            if (text) {
+                ok &= cJSON_AddNumberToObject(text, "hidden_size", s->text_width) != NULL;
+                ok &= cJSON_AddNumberToObject(text, "intermediate_size", 4 * s->text_width) != NULL;
+                ok &= cJSON_AddNumberToObject(text, "num_attention_heads", s->text_width / 64) != NULL;
+                ok &= cJSON_AddNumberToObject(text, "num_hidden_layers", s->text_layers) != NULL;
+                ok &= cJSON_AddNumberToObject(text, "max_position_embeddings", s->text_context) != NULL;
+                ok &= cJSON_AddNumberToObject(text, "vocab_size", s->text_vocab) != NULL;
+                ok &= cJSON_AddStringToObject(text, "hidden_act", "quick_gelu") != NULL;
+                ok &= cJSON_AddNumberToObject(text, "layer_norm_eps", 1e-5) != NULL;
+                ok &= cJSON_AddNumberToObject(text, "projection_dim", s->proj_dim) != NULL;
+                ok &= cJSON_AddStringToObject(text, "model_type", "clip_text_model") != NULL;
+            }
+        }
     } else {
         ok &= cJSON_AddItemToArray(arch, cJSON_CreateString("CLIPVisionModel"));
         /* vision_fields ends with model_type = clip_vision_model. */
@@ -558,6 +665,19 @@ static stacl_status validate(const char *dir, const stacl_random_clip_spec *s) {
     if (s->width % s->heads != 0)
         return stacl_fail(STACL_ERR_INVALID_ARG,
                           "random model: width %d is not divisible by heads %d", s->width, s->heads);
+    if (s->text_layers < 0 || s->text_layers > MAX_LAYERS)
+        return stacl_fail(STACL_ERR_INVALID_ARG, "random model: text_layers must be in 0..%d, got %d", MAX_LAYERS,
+                          s->text_layers);
+    if (s->text_layers > 0) {
+        if (s->proj_dim <= 0)
+            return stacl_fail(STACL_ERR_INVALID_ARG, "random model: a text tower needs a projection (proj_dim > 0)");
+        if (s->text_width <= 0 || s->text_width > MAX_DIM || s->text_width % 64 != 0)
+            return stacl_fail(STACL_ERR_INVALID_ARG, "random model: text_width must be a multiple of 64 in 64..%d "
+                              "(heads = width/64), got %d", MAX_DIM, s->text_width);
+        if (s->text_context <= 0 || s->text_context > MAX_DIM || s->text_vocab <= 0 || s->text_vocab > (1 << 20))
+            return stacl_fail(STACL_ERR_INVALID_ARG, "random model: text context %d or vocab %d out of range",
+                              s->text_context, s->text_vocab);
+    }
     if (s->layout == STACL_LAYOUT_OPENAI) {
         /* OpenAI checkpoints do not record heads; loaders infer width/64. */
         if (s->width % 64 != 0 || s->heads != s->width / 64)
@@ -590,6 +710,7 @@ stacl_status stacl_random_clip_write(const char *dir, const stacl_random_clip_sp
 
     if (spec->layout == STACL_LAYOUT_OPENAI) TRY(build_openai(&b));
     else TRY(build_hf(&b));
+    if (spec->text_layers > 0) TRY(build_text(&b, spec->layout == STACL_LAYOUT_HF));
 
     entries = calloc((size_t)b.n, sizeof *entries);
     if (!entries) FAIL(STACL_ERR_OUT_OF_MEMORY, "random model: out of memory");

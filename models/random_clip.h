@@ -14,10 +14,14 @@ typedef struct stacl_random_clip_spec {
     stacl_activation act;  /* HF: written as hidden_act; OpenAI layout is always QuickGELU */
     int f16;               /* store float tensors as F16 instead of F32 */
     uint64_t seed;
+    /* Text tower (written when text_layers > 0; needs proj_dim > 0): heads =
+     * text_width / 64 in both layouts, MLP 4 * text_width, QuickGELU. */
+    int text_width, text_layers, text_context, text_vocab; /* e.g. 512, 12, 77, 49408 */
 } stacl_random_clip_spec;
 
 /* Defaults: ViT-B/16 shape (768 wide, 12 layers, 12 heads, 3072 MLP, patch 16,
- * image 224, proj 512), OpenAI layout, QuickGELU, F32, seed 0. */
+ * image 224, proj 512), OpenAI layout, QuickGELU, F32, seed 0, no text tower
+ * (text_layers 0; width 512, context 77, vocab 49408 when enabled). */
 stacl_random_clip_spec stacl_random_clip_default_spec(void);
 
 /* Creates dir if needed and writes dir/model.safetensors (+ dir/config.json

@@ -14,6 +14,14 @@ int cmd_devices(int argc, char **argv);
 int cmd_forward(int argc, char **argv);
 int cmd_gen_model(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_encode_text(int argc, char **argv);
+int cmd_zeroshot(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_tune(int argc, char **argv);
+int cmd_frames(int argc, char **argv);
+int cmd_make_dataset(int argc, char **argv);
+int cmd_check_dataset(int argc, char **argv);
 
 /* Option scanning over argv[1..]: "--name value", "--name=value" or a flag. */
 typedef struct cli_args {
@@ -47,6 +55,21 @@ int cli_check_writable(const char *command, const char *path);
  * exit code. */
 int cli_forward_clips(stacl_model *model, const float *pixels, int clips, int frames, stacl_output kind, float *out,
                       int warmup, int quiet, int profile);
+
+/* ---- text commands (cli_text.c) ---- */
+typedef struct cli_texts {
+    char **v;
+    size_t n, cap;
+} cli_texts;
+/* Loads the vocabulary: vocab if given, else the model folder's, else the
+ * one installed with stacl. Returns an exit code (message printed). */
+int cli_load_tokenizer(const char *command, const char *vocab, const char *model, stacl_tokenizer **out);
+int cli_texts_add(cli_texts *t, const char *text, size_t len); /* 0: out of memory */
+/* Appends every line of a UTF-8 file (one text per line). Returns an exit code. */
+int cli_texts_read_file(const char *command, const char *path, cli_texts *t);
+void cli_texts_free(cli_texts *t);
+/* rows: malloc'd [n, 77] int32. Returns an exit code (message printed). */
+int cli_tokenize_all(const char *command, stacl_tokenizer *tok, const cli_texts *t, int truncate, int32_t **rows);
 
 double cli_now_ms(void);
 int cli_compare_double(const void *a, const void *b);

@@ -8,7 +8,8 @@
 static void usage(void) {
     printf("usage: stacl gen-model --out DIR [--preset vit-b16|small|tiny] [--layout openai|hf]\n"
            "                       [--width N] [--layers N] [--heads N] [--mlp-width N] [--patch N]\n"
-           "                       [--image-size N] [--proj-dim N] [--act quick_gelu|gelu] [--f16] [--seed N]\n\n"
+           "                       [--image-size N] [--proj-dim N] [--act quick_gelu|gelu] [--f16] [--seed N]\n"
+           "                       [--text] [--text-width N] [--text-layers N]\n\n"
            "Writes DIR/model.safetensors (+ DIR/config.json for --layout hf) with random weights.\n\n"
            "  --preset      vit-b16: CLIP ViT-B/16 shapes (768 wide, 12 layers, 224 px, proj 512; default)\n"
            "                small:   192 wide, 4 layers, 3 heads, patch 16, 224 px, proj 128 (the demo's)\n"
@@ -17,7 +18,10 @@ static void usage(void) {
            "  --proj-dim 0  no projection (Hugging Face CLIPVisionModel)\n"
            "  --act         MLP activation (hf layout only; OpenAI CLIP is quick_gelu)\n"
            "  --f16         store weights as F16, as OpenAI's checkpoints do\n"
-           "  --seed N      random seed (default 0); same seed, same bytes\n");
+           "  --seed N      random seed (default 0); same seed, same bytes\n"
+           "  --text        also write CLIP's text tower (context 77, vocabulary 49408, heads = width/64):\n"
+           "                width 512 and 12 layers for vit-b16, 128 and 2 for small, 64 and 1 for tiny\n"
+           "  --text-width N, --text-layers N   its size (width a multiple of 64; implies --text)\n");
 }
 
 int cli_preset_spec(const char *name, stacl_random_clip_spec *spec) {
@@ -25,11 +29,13 @@ int cli_preset_spec(const char *name, stacl_random_clip_spec *spec) {
     if (strcmp(name, "vit-b16") == 0) return 1;
     if (strcmp(name, "small") == 0) {
         spec->width = 192; spec->layers = 4; spec->heads = 3; spec->mlp_width = 768; spec->proj_dim = 128;
+        spec->text_width = 128;
         return 1;
     }
     if (strcmp(name, "tiny") == 0) {
         spec->width = 64; spec->layers = 2; spec->heads = 1; spec->mlp_width = 256; spec->patch = 8;
         spec->image_size = 32; spec->proj_dim = 32;
+        spec->text_width = 64;
         return 1;
     }
     return 0;
@@ -38,7 +44,8 @@ int cli_preset_spec(const char *name, stacl_random_clip_spec *spec) {
 int cmd_gen_model(int argc, char **argv) {
     static const cli_opt opts[] = {{"--out", 1}, {"--preset", 1}, {"--layout", 1}, {"--width", 1}, {"--layers", 1},
                                    {"--heads", 1}, {"--mlp-width", 1}, {"--patch", 1}, {"--image-size", 1},
-                                   {"--proj-dim", 1}, {"--act", 1}, {"--f16", 0}, {"--seed", 1}, {"--help", 0}};
+                                   {"--proj-dim", 1}, {"--act", 1}, {"--f16", 0}, {"--seed", 1}, {"--help", 0},
+                                   {"--text", 0}, {"--text-width", 1}, {"--text-layers", 1}};
     const int n_opts = (int)(sizeof opts / sizeof opts[0]);
     cli_args a = {argc, argv, 1, "gen-model"};
     const char *out = NULL, *value;
@@ -47,7 +54,7 @@ int cmd_gen_model(int argc, char **argv) {
     for (int i = 1; i + 1 < argc; i++)
         if (strcmp(argv[i], "--preset") == 0 && !cli_preset_spec(argv[i + 1], &spec))
             return cli_usage_error("gen-model", "unknown preset '%s' (vit-b16, small, tiny)", argv[i + 1]);
-    int k, seed = 0;
+    int k, seed = 0, text = 0, text_layers = 0;
     while ((k = cli_next(&a, opts, n_opts, &value)) >= 0) {
         int ok = 1;
         switch (k) {
@@ -76,14 +83,21 @@ int cmd_gen_model(int argc, char **argv) {
         case 11: spec.f16 = 1; break;
         case 12: ok = cli_int("gen-model", "--seed", value, 0, 2147483647, &seed); spec.seed = (uint64_t)seed; break;
         case 13: usage(); return 0;
+        case 14: text = 1; break;
+        case 15: text = 1; ok = cli_int("gen-model", "--text-width", value, 64, 16384, &spec.text_width); break;
+        case 16: text = 1; ok = cli_int("gen-model", "--text-layers", value, 1, 256, &text_layers); break;
         }
         if (!ok) return CLI_EXIT_USAGE;
     }
     if (k == -2) return CLI_EXIT_USAGE;
     if (!out) return cli_usage_error("gen-model", "--out DIR is required");
+    if (text) spec.text_layers = text_layers ? text_layers : spec.text_width >= 512 ? 12 : spec.text_width >= 128 ? 2 : 1;
     printf("writing a random %s-layout model to %s: width %d, %d layers, %d heads, MLP %d, patch %d, image %d, "
            "proj %d ...\n", spec.layout == STACL_LAYOUT_HF ? "hf" : "openai", out, spec.width, spec.layers, spec.heads,
            spec.mlp_width, spec.patch, spec.image_size, spec.proj_dim);
+    if (spec.text_layers)
+        printf("  with a text tower: width %d, %d layers, %d heads, context %d, vocabulary %d\n", spec.text_width,
+               spec.text_layers, spec.text_width / 64, spec.text_context, spec.text_vocab);
     fflush(stdout);
     double t0 = cli_now_ms();
     stacl_status st = stacl_random_clip_write(out, &spec);

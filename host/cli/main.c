@@ -18,7 +18,15 @@ static const command commands[] = {
     {"devices", cmd_devices, "list OpenCL platforms and devices"},
     {"forward", cmd_forward, "run the CLIP vision tower on frames (.npy in, .npy out)"},
     {"gen-model", cmd_gen_model, "write a random CLIP model in the OpenAI or Hugging Face layout"},
+    {"frames", cmd_frames, "decode a video and write one preprocessed clip (.npy for forward)"},
+    {"tokenize", cmd_tokenize, "CLIP BPE token ids of texts (77 per text, as clip.tokenize)"},
+    {"encode-text", cmd_encode_text, "run the CLIP text tower on texts (.npy out)"},
+    {"zeroshot", cmd_zeroshot, "CLIP zero-shot classification of videos (top classes with probabilities)"},
+    {"eval", cmd_eval, "accuracy over a dataset list (--zeroshot: CLIP zero-shot, multi-view)"},
+    {"make-dataset", cmd_make_dataset, "write a synthetic temporal-action video dataset (train/val lists)"},
+    {"check-dataset", cmd_check_dataset, "decode a dataset list as evaluation would; report what would be skipped"},
     {"demo", cmd_demo, "forward pass of an embedded default model on a synthetic clip, with timing"},
+    {"tune", cmd_tune, "search CLBlast GEMM parameters for a device (verified) and cache them"},
 };
 #define N_COMMANDS (int)(sizeof commands / sizeof commands[0])
 
@@ -26,7 +34,7 @@ static void print_help(void) {
     printf("stacl %s: OpenCL runtime for CLIP video models with spatio-temporal adapters\n\n"
            "usage: stacl COMMAND [options]   (stacl COMMAND --help for its options)\n\ncommands:\n",
            stacl_version());
-    for (int i = 0; i < N_COMMANDS; i++) printf("  %-10s %s\n", commands[i].name, commands[i].summary);
+    for (int i = 0; i < N_COMMANDS; i++) printf("  %-14s %s\n", commands[i].name, commands[i].summary);
     printf("\noptions:\n  --help     this text\n  --version  version, git revision, OpenCL and CLBlast\n\n"
            "environment:\n  STACL_DEVICE     device index or name substring (see 'stacl devices')\n"
            "  STACL_CACHE_DIR  kernel binary cache folder (default ~/.cache/stacl; empty: off)\n");

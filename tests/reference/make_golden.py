@@ -59,7 +59,7 @@ SPECS = {
     "openai_f16": dict(layout="openai", width=128, layers=2, heads=2, mlp=512,
                        patch=8, image=48, proj=32, act="quick_gelu", f16=True,
                        frames=2, seed=1001,
-                       text=dict(vocab=64, context=8, width=32, layers=1, heads=1)),
+                       text=dict(vocab=64, context=8, width=64, layers=2, heads=1)),
     # b. Hugging Face CLIPModel, F32, QuickGELU, head_dim 32.
     "hf": dict(layout="hf", width=64, layers=3, heads=2, mlp=256, patch=4, image=28,
                proj=24, act="quick_gelu", f16=False, frames=3, seed=2002,
@@ -162,7 +162,7 @@ def openai_tensors(spec, v, rng):
         add(pre + "ln_2.bias", b["ln2_b"])
     add("visual.ln_post.weight", v["ln_post_w"])
     add("visual.ln_post.bias", v["ln_post_b"])
-    # Tiny text tower (never used by stacl).
+    # Tiny text tower (heads = width / 64, as OpenAI's).
     add("token_embedding.weight", rng.randn(t["vocab"], tw, std=0.02))
     add("positional_embedding", rng.randn(t["context"], tw, std=0.01))
     for i in range(t["layers"]):
@@ -462,6 +462,140 @@ def forward_reference(v, spec, pixels, per_head=False):
 
 
 # ---------------------------------------------------------------------------
+# Text tower: weights as stored, float64 reference, float32 nn-module check
+# ---------------------------------------------------------------------------
+
+def text_from_file(spec, model_dir):
+    """Canonical text weights (fused qkv, projection [w, proj]), float64,
+    plus the head count (OpenAI: width / 64; HF: text_config)."""
+    sd = load_stored(model_dir)
+    d = lambda x: x.to(torch.float64)  # noqa: E731
+    t = {"blocks": []}
+    if spec["layout"] == "openai":
+        t["tok"], t["pos"] = d(sd["token_embedding.weight"]), d(sd["positional_embedding"])
+        w = t["tok"].shape[1]
+        t["heads"] = w // 64
+        for i in range(spec["text"]["layers"]):
+            p = "transformer.resblocks.%d." % i
+            t["blocks"].append({
+                "ln1_w": d(sd[p + "ln_1.weight"]), "ln1_b": d(sd[p + "ln_1.bias"]),
+                "qkv_w": d(sd[p + "attn.in_proj_weight"]), "qkv_b": d(sd[p + "attn.in_proj_bias"]),
+                "out_w": d(sd[p + "attn.out_proj.weight"]), "out_b": d(sd[p + "attn.out_proj.bias"]),
+                "ln2_w": d(sd[p + "ln_2.weight"]), "ln2_b": d(sd[p + "ln_2.bias"]),
+                "fc1_w": d(sd[p + "mlp.c_fc.weight"]), "fc1_b": d(sd[p + "mlp.c_fc.bias"]),
+                "fc2_w": d(sd[p + "mlp.c_proj.weight"]), "fc2_b": d(sd[p + "mlp.c_proj.bias"]),
+            })
+        t["ln_w"], t["ln_b"] = d(sd["ln_final.weight"]), d(sd["ln_final.bias"])
+        t["proj"] = d(sd["text_projection"])
+    else:
+        m = "text_model."
+        t["tok"] = d(sd[m + "embeddings.token_embedding.weight"])
+        t["pos"] = d(sd[m + "embeddings.position_embedding.weight"])
+        t["heads"] = spec["text"]["heads"]
+        for i in range(spec["text"]["layers"]):
+            p = m + "encoder.layers.%d." % i
+            g = lambda n: d(sd[p + n])  # noqa: E731
+            t["blocks"].append({
+                "ln1_w": g("layer_norm1.weight"), "ln1_b": g("layer_norm1.bias"),
+                "qkv_w": torch.cat([g("self_attn.%s_proj.weight" % n) for n in "qkv"], 0),
+                "qkv_b": torch.cat([g("self_attn.%s_proj.bias" % n) for n in "qkv"], 0),
+                "out_w": g("self_attn.out_proj.weight"), "out_b": g("self_attn.out_proj.bias"),
+                "ln2_w": g("layer_norm2.weight"), "ln2_b": g("layer_norm2.bias"),
+                "fc1_w": g("mlp.fc1.weight"), "fc1_b": g("mlp.fc1.bias"),
+                "fc2_w": g("mlp.fc2.weight"), "fc2_b": g("mlp.fc2.bias"),
+            })
+        t["ln_w"] = d(sd[m + "final_layer_norm.weight"])
+        t["ln_b"] = d(sd[m + "final_layer_norm.bias"])
+        t["proj"] = d(sd["text_projection.weight"]).t()  # [proj, w] -> [w, proj]
+    return t
+
+
+def text_tokens(spec, rng_seed):
+    """Token rows as clip.tokenize makes them, with the tiny vocabulary:
+    SOT = vocab - 2, EOT = vocab - 1 (the largest id), then zero padding.
+    Rows: empty text, a short one, one that fills the context, one mid."""
+    vocab, ctx = spec["text"]["vocab"], spec["text"]["context"]
+    g = torch.Generator().manual_seed(rng_seed)
+    rows = []
+    for n_words in (0, 3, ctx - 2, ctx // 2):
+        ids = torch.randint(1, vocab - 2, (n_words,), generator=g).tolist()
+        row = [vocab - 2] + ids + [vocab - 1]
+        rows.append(row + [0] * (ctx - len(row)))
+    return torch.tensor(rows, dtype=torch.int64)
+
+
+def text_reference(t, tokens, act="quick_gelu"):
+    """float64 CLIP text transformer: causal mask, argmax pooling."""
+    stages = {}
+    N, L = tokens.shape
+    x = t["tok"][tokens] + t["pos"][:L]
+    stages["text_embed"] = x
+    causal = torch.full((L, L), float("-inf"), dtype=torch.float64).triu(1)
+    for i, blk in enumerate(t["blocks"]):
+        h = layer_norm(x, blk["ln1_w"], blk["ln1_b"])
+        w = h.shape[-1]
+        hd = w // t["heads"]
+        qkv = h @ blk["qkv_w"].t() + blk["qkv_b"]
+        q, k, v = (z.reshape(N, L, t["heads"], hd).transpose(1, 2) for z in qkv.split(w, dim=-1))
+        p = softmax((q @ k.transpose(-1, -2)) * hd ** -0.5 + causal)
+        o = (p @ v).transpose(1, 2).reshape(N, L, w)
+        x = x + o @ blk["out_w"].t() + blk["out_b"]
+        h = activation(layer_norm(x, blk["ln2_w"], blk["ln2_b"]) @ blk["fc1_w"].t() + blk["fc1_b"], act)
+        x = x + h @ blk["fc2_w"].t() + blk["fc2_b"]
+        stages["text_block_%02d" % i] = x
+    x = layer_norm(x, t["ln_w"], t["ln_b"])
+    pooled = x[torch.arange(N), tokens.argmax(dim=-1)]
+    stages["text_features"] = pooled @ t["proj"]
+    return stages
+
+
+def text_nn_check(t, tokens):
+    """float32 pass with torch.nn.MultiheadAttention and a boolean causal
+    attn_mask (OpenAI's build_attention_mask), vs the float64 reference."""
+    f = lambda z: z.to(torch.float32)  # noqa: E731
+    N, L = tokens.shape
+    w = t["tok"].shape[1]
+    x = f(t["tok"])[tokens] + f(t["pos"])[:L]
+    mask = torch.ones(L, L, dtype=torch.bool).triu(1)  # True = not allowed
+    for blk in t["blocks"]:
+        m = NNBlock(w, t["heads"], blk["fc1_w"].shape[0], "quick_gelu")
+        with torch.no_grad():
+            m.ln_1.weight.copy_(f(blk["ln1_w"])); m.ln_1.bias.copy_(f(blk["ln1_b"]))
+            m.attn.in_proj_weight.copy_(f(blk["qkv_w"])); m.attn.in_proj_bias.copy_(f(blk["qkv_b"]))
+            m.attn.out_proj.weight.copy_(f(blk["out_w"])); m.attn.out_proj.bias.copy_(f(blk["out_b"]))
+            m.ln_2.weight.copy_(f(blk["ln2_w"])); m.ln_2.bias.copy_(f(blk["ln2_b"]))
+            m.fc1.weight.copy_(f(blk["fc1_w"])); m.fc1.bias.copy_(f(blk["fc1_b"]))
+            m.fc2.weight.copy_(f(blk["fc2_w"])); m.fc2.bias.copy_(f(blk["fc2_b"]))
+            y = m.ln_1(x)
+            x = x + m.attn(y, y, y, need_weights=False, attn_mask=mask)[0]
+            h = m.fc1(m.ln_2(x))
+            x = x + m.fc2(h * torch.sigmoid(1.702 * h))
+    x = F.layer_norm(x, (w,), f(t["ln_w"]), f(t["ln_b"]), eps=LN_EPS)
+    return x[torch.arange(N), tokens.argmax(dim=-1)] @ f(t["proj"])
+
+
+def build_text(name, spec, model_dir, gdir):
+    t = text_from_file(spec, model_dir)
+    tokens = text_tokens(spec, spec["seed"] + 2)
+    ref = text_reference(t, tokens)
+    err, rel = compare(text_nn_check(t, tokens), ref["text_features"])
+    print("   text tower: float32 nn.MultiheadAttention path vs float64: max abs err %.3e rel %.3e" % (err, rel))
+    if not rel <= F32_REL_TOL:
+        raise SystemExit("FAIL: %s text features rel err %.3e" % (name, rel))
+    # The causal mask at work: changing what follows a text's EOT must not
+    # change its features, while changing an earlier token must.
+    alt = tokens.clone()
+    alt[1, 5:] = 7
+    alt[1, 5 + 1:] = 0
+    moved = text_reference(t, alt)["text_features"]
+    if (moved[1] - ref["text_features"][1]).abs().max().item() != 0.0:
+        raise SystemExit("FAIL: %s: tokens after EOT changed the features" % name)
+    save_npy(os.path.join(gdir, "text_tokens.npy"), tokens.to(torch.float32))
+    for k, v in ref.items():
+        save_npy(os.path.join(gdir, k + ".npy"), v)
+
+
+# ---------------------------------------------------------------------------
 # Second, differently written path: torch.nn modules in float32
 # ---------------------------------------------------------------------------
 
@@ -614,6 +748,9 @@ def build(name, spec, data_dir):
         err, _ = compare(eb[0], ref["embed"])
         print("   embed_batch[0] vs embed: max abs diff %.3e" % err)
 
+    if spec["text"] is not None:
+        build_text(name, spec, model_dir, gdir)
+
     print("   goldens in %s:" % os.path.relpath(gdir, data_dir))
     for fn in sorted(os.listdir(gdir)):
         a = np.load(os.path.join(gdir, fn))
@@ -650,6 +787,10 @@ other biases 0.02 randn):
 | `hf`             | HF `CLIPModel` + config.json        | F32   | 64    | 3      | 2     | 256 | 4     | 28    | 50     | proj 24 | QuickGELU  | 3      |
 | `hf_vision_gelu` | HF `CLIPVisionModel` + config.json  | F32   | 48    | 1      | 3     | 96  | 7     | 21    | 10     | width 48 (no proj) | exact GELU | 1 |
 
+Text towers (`openai_f16`, `hf`): vocab 64, context 8; `openai_f16` width 64,
+2 layers, 1 head (width / 64), MLP 256, projection [64, 32]; `hf` width 32, 1
+layer, 2 heads (text_config), MLP 128, `text_projection.weight` [24, 32].
+
 Layout details that a loader must cope with:
 - `openai_f16` stores every float tensor as F16 (as OpenAI's checkpoints do),
   plus 0-d I64 `input_resolution`, `context_length`, `vocab_size` (present in
@@ -676,6 +817,10 @@ Golden files (`tests/data/golden/<model>/`), all float32 little-endian `.npy`:
 | `embed.npy`       | [T, proj] or [T, width] | `ln_post(tokens[:, 0]) @ proj` |
 | `input_batch.npy` | [2, T, 3, H, W]  | `hf` only; `input_batch[0]` is `input.npy` |
 | `embed_batch.npy` | [2, T, proj]     | `hf` only; embeddings of `input_batch` |
+| `text_tokens.npy` | [4, 8]           | token rows as float32 (exact integers): SOT = vocab-2 = 62, ids, EOT = 63, zero padding; 0, 3, 6 and 4 words |
+| `text_embed.npy`  | [4, 8, text width] | token + positional embeddings |
+| `text_block_NN.npy` | [4, 8, text width] | text residual stream after block NN (causal mask) |
+| `text_features.npy` | [4, proj]      | `ln_final(x)[n, argmax(tokens[n])] @ text_projection` |
 
 The values are computed in float64 from the weights exactly as stored (F16
 rounding included), with attention scale 1/sqrt(head_dim), LayerNorm eps 1e-5,
@@ -686,6 +831,9 @@ from torch.nn modules (Conv2d, LayerNorm, MultiheadAttention, Linear) agrees
 with the float64 values to 1e-4 relative (max abs error / max |value|) at every
 stage. The float32 path typically agrees to ~1e-6 relative, a sensible bound
 for float32 OpenCL results is a few 1e-5 relative to each tensor's scale.
+The text goldens are cross-checked the same way against a float32 pass with
+nn.MultiheadAttention and OpenAI's boolean causal mask, and the script checks
+that changing tokens after a text's EOT leaves its features bit-identical.
 """
     with open(os.path.join(data_dir, "golden", "README.md"), "w") as f:
         f.write(text)

@@ -168,3 +168,17 @@ void ref_gemm(int trans_a, int trans_b, size_t m, size_t n, size_t k, double alp
     free(ap);
     free(bp);
 }
+
+void ref_embed_tokens(size_t n, size_t ctx, size_t width, const int *tokens, const float *table, const float *pos,
+                      float *x) {
+    for (size_t i = 0; i < n; i++)
+        for (size_t t = 0; t < ctx; t++)
+            for (size_t c = 0; c < width; c++)
+                x[(i * ctx + t) * width + c] =
+                    (float)((double)table[(size_t)tokens[i * ctx + t] * width + c] + (double)pos[t * width + c]);
+}
+
+void ref_gather_rows(size_t n, size_t width, const float *x, const int *rows, float *y) {
+    for (size_t r = 0; r < n; r++)
+        for (size_t c = 0; c < width; c++) y[r * width + c] = x[(size_t)rows[r] * width + c];
+}

@@ -59,6 +59,13 @@ void ref_conv2d_patch(size_t frames, size_t size, size_t patch, size_t width, co
 void ref_assemble_tokens(size_t frames, size_t n_patches, size_t width, const float *patches, const float *cls,
                          const float *pos, float *x);
 
+/* Token embedding. tokens: [n, ctx] ids into table [vocab, W]; pos: [ctx, W];
+ * x: [n, ctx, W] with x[i, t] = table[tokens[i, t]] + pos[t]. */
+void ref_embed_tokens(size_t n, size_t ctx, size_t width, const int *tokens, const float *table, const float *pos,
+                      float *x);
+/* Row gather. y[r] = x[rows[r]] for r < n; x, y rows of `width` floats. */
+void ref_gather_rows(size_t n, size_t width, const float *x, const int *rows, float *y);
+
 /* Row-major GEMM: c[m, n] = alpha * op(a) op(b) + beta * c.
  * op(a)[i, p] = trans_a ? a[p * lda + i] : a[i * lda + p]   (op(a): [m, k])
  * op(b)[p, j] = trans_b ? b[j * ldb + p] : b[p * ldb + j]   (op(b): [k, n])

@@ -28,7 +28,8 @@
  * !(diff <= tol) so that a NaN (or a NaN reference) always fails.
  * u = 2^-24 (float unit roundoff, 6e-8). The references are exact to double
  * precision, so the budget is the float kernels' own error:
- *  - layout kernels (split/merge heads, im2col, assemble tokens) and the
+ *  - layout kernels (split/merge heads, im2col, assemble tokens, embed
+ *    tokens, gather rows) and the
  *    plain bias add are copies or one float add/multiply, which the rounded
  *    double reference reproduces exactly: atol = rtol = 0 (bit-exact).
  *  - layernorm: float sums over <= 1000 values (each work-item adds about
@@ -681,6 +682,99 @@ static void test_assemble_tokens(void **state) {
     }
 }
 
+/* An int32 device buffer: [canary ints | data | canary ints]. */
+static cl_mem int_buffer(const int *data, size_t off, size_t n, size_t total) {
+    int *img = malloc(total * sizeof *img);
+    assert_non_null(img);
+    for (size_t i = 0; i < total; i++) img[i] = (int)CANARY_BITS;
+    memcpy(img + off, data, n * sizeof *data);
+    cl_int err;
+    cl_mem m = clCreateBuffer(g_ctx->context, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, total * sizeof *img, img, &err);
+    CL_CHECK(err);
+    free(img);
+    return m;
+}
+
+static void test_embed_tokens(void **state) {
+    (void)state;
+    const size_t shapes[][4] = {/* n, ctx, W, vocab */ {2, 77, 64, 1000}, {3, 8, 33, 64}, {1, 1, 1, 2}, {4, 5, 7, 9}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const size_t N = shapes[s][0], L = shapes[s][1], W = shapes[s][2], V = shapes[s][3];
+        int *tok = malloc(N * L * sizeof *tok);
+        assert_non_null(tok);
+        for (size_t i = 0; i < N * L; i++) tok[i] = (int)((i * 7919 + s) % V); /* first and last ids included */
+        tok[0] = 0;
+        tok[N * L - 1] = (int)V - 1;
+        float *table = xmalloc_f(V * W), *pos = xmalloc_f(L * W), *ref = xmalloc_f(N * L * W),
+              *got = xmalloc_f(N * L * W);
+        tu_fill_random(table, V * W, 1400 + s, 1.0f);
+        tu_fill_random(pos, L * W, 1410 + s, 1.0f);
+        ref_embed_tokens(N, L, W, tok, table, pos, ref);
+        /* params: [canary 3 | table | canary 2 | pos | canary 1]; tokens at 5. */
+        const size_t table_off = 3, pos_off = 3 + V * W + 2, x_off = 6, tok_off = 5;
+        dbuf params = dbuf_new(pos_off + L * W + 1), xb = dbuf_new(x_off + N * L * W + 4);
+        dbuf_put(&params, DENSE(table_off, V * W), table);
+        dbuf_put(&params, DENSE(pos_off, L * W), pos);
+        dbuf_upload(&params);
+        dbuf_upload(&xb);
+        cl_mem tb = int_buffer(tok, tok_off, N * L, tok_off + N * L + 3);
+        ST_CHECK(stacl_op_embed_tokens(g_ctx, N, L, W, V, tb, tok_off, params.mem, table_off, pos_off, xb.mem, x_off));
+        dbuf_download(&xb);
+        dbuf_download(&params);
+        const region xr = DENSE(x_off, N * L * W);
+        dbuf_get(&xb, xr, got);
+        char what[96];
+        snprintf(what, sizeof what, "embed_tokens N=%zu L=%zu W=%zu V=%zu", N, L, W, V);
+        expect_close(what, got, ref, N * L * W, 0.0, 0.0);
+        dbuf_expect_untouched(what, &xb, &xr, 1);
+        dbuf_expect_untouched("embed_tokens params", &params, NULL, 0);
+        clReleaseMemObject(tb);
+        dbuf_free(&params);
+        dbuf_free(&xb);
+        free(tok);
+        free(table);
+        free(pos);
+        free(ref);
+        free(got);
+    }
+}
+
+static void test_gather_rows(void **state) {
+    (void)state;
+    const size_t shapes[][3] = {/* n, x rows, W */ {4, 308, 512}, {3, 24, 33}, {1, 1, 1}, {5, 9, 7}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const size_t N = shapes[s][0], R = shapes[s][1], W = shapes[s][2];
+        int rows[8];
+        for (size_t r = 0; r < N; r++) rows[r] = (int)((r * 37 + s * 5) % R);
+        rows[N - 1] = (int)R - 1; /* the last row of x */
+        float *x = xmalloc_f(R * W), *ref = xmalloc_f(N * W), *got = xmalloc_f(N * W);
+        tu_fill_random(x, R * W, 1500 + s, 1.0f);
+        ref_gather_rows(N, W, x, rows, ref);
+        const size_t x_off = 2, y_off = 9, rows_off = 4;
+        dbuf xb = dbuf_new(x_off + R * W + 3), yb = dbuf_new(y_off + N * W + 2);
+        dbuf_put(&xb, DENSE(x_off, R * W), x);
+        dbuf_upload(&xb);
+        dbuf_upload(&yb);
+        cl_mem rb = int_buffer(rows, rows_off, N, rows_off + N + 2);
+        ST_CHECK(stacl_op_gather_rows(g_ctx, N, W, R, xb.mem, x_off, rb, rows_off, yb.mem, y_off));
+        dbuf_download(&yb);
+        dbuf_download(&xb);
+        const region yr = DENSE(y_off, N * W);
+        dbuf_get(&yb, yr, got);
+        char what[96];
+        snprintf(what, sizeof what, "gather_rows N=%zu R=%zu W=%zu", N, R, W);
+        expect_close(what, got, ref, N * W, 0.0, 0.0);
+        dbuf_expect_untouched(what, &yb, &yr, 1);
+        dbuf_expect_untouched("gather_rows x", &xb, NULL, 0);
+        clReleaseMemObject(rb);
+        dbuf_free(&xb);
+        dbuf_free(&yb);
+        free(x);
+        free(ref);
+        free(got);
+    }
+}
+
 static void fabs_copy(float *dst, const float *src, size_t n) {
     for (size_t i = 0; i < n; i++) dst[i] = fabsf(src[i]);
 }
@@ -904,6 +998,8 @@ int main(void) {
         cmocka_unit_test(test_split_merge_roundtrip),
         cmocka_unit_test(test_im2col),
         cmocka_unit_test(test_assemble_tokens),
+        cmocka_unit_test(test_embed_tokens),
+        cmocka_unit_test(test_gather_rows),
         cmocka_unit_test(test_im2col_linear_is_conv),
         cmocka_unit_test(test_zero_rows),
         cmocka_unit_test(test_reductions_deterministic),

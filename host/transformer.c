@@ -1,0 +1,42 @@
+/* transformer.c: one pre-LN residual block (multi-head attention, MLP) on
+ * the workspace, for both CLIP towers. GEMMs through CLBlast (gemm.c), the
+ * rest through stacl's kernels (ops.c); the text tower's causal mask is
+ * applied inside the softmax kernel, so no mask buffer exists. */
+#include <math.h>
+
+#include "ops.h"
+#include "transformer.h"
+
+stacl_status stacl_block_forward(stacl_ctx *ctx, const stacl_block_dims *d, cl_mem pm, const vision_block_offsets *b,
+                                 const stacl_block_ws *w) {
+    stacl_status st = STACL_OK;
+    cl_mem ws = w->ws;
+    const size_t F = d->seqs, L = d->len, W = d->width, M = d->mlp, H = d->heads, D = W / H, rows = F * L;
+
+    /* Attention. */
+    TRY(stacl_op_layernorm(ctx, rows, W, d->eps, ws, w->x, W, ws, w->h, W, pm, b->ln1_w, b->ln1_b));
+    TRY(stacl_linear(ctx, rows, W, 3 * W, ws, w->h, pm, b->qkv_w, ws, w->qkv, 0));          /* [F*L, 3W] */
+    TRY(stacl_op_bias_act(ctx, STACL_BIAS_ONLY, rows, 3 * W, ws, w->qkv, pm, b->qkv_b));
+    TRY(stacl_op_split_heads(ctx, F, L, H, D, 1.0f / sqrtf((float)D), ws, w->qkv, ws, w->q, w->k, w->v));
+    /* scores[b] = q[b] k[b]^T for every (sequence, head) b: [L, L]. */
+    TRY(stacl_gemm_batched(ctx, 0, 1, L, L, D, 1.0f, ws, w->q, D, L * D, ws, w->k, D, L * D, 0.0f, ws, w->scores, L,
+                           L * L, F * H));
+    /* Row r of the [F*H*L, L] scores is query position r % L. */
+    TRY(stacl_op_softmax(ctx, F * H * L, L, d->causal ? L : 0, ws, w->scores));
+    /* attn[b] = scores[b] v[b]: [L, D]. */
+    TRY(stacl_gemm_batched(ctx, 0, 0, L, D, L, 1.0f, ws, w->scores, L, L * L, ws, w->v, D, L * D, 0.0f, ws, w->attn, D,
+                           L * D, F * H));
+    TRY(stacl_op_merge_heads(ctx, F, L, H, D, ws, w->attn, ws, w->h));                      /* [F*L, W] */
+    TRY(stacl_linear(ctx, rows, W, W, ws, w->h, pm, b->out_w, ws, w->x, 1));                /* x += h Wo^T */
+    TRY(stacl_op_bias_act(ctx, STACL_BIAS_ONLY, rows, W, ws, w->x, pm, b->out_b));
+
+    /* MLP. */
+    TRY(stacl_op_layernorm(ctx, rows, W, d->eps, ws, w->x, W, ws, w->h, W, pm, b->ln2_w, b->ln2_b));
+    TRY(stacl_linear(ctx, rows, W, M, ws, w->h, pm, b->fc1_w, ws, w->mlp, 0));              /* [F*L, M] */
+    TRY(stacl_op_bias_act(ctx, d->act == STACL_ACT_GELU ? STACL_BIAS_GELU : STACL_BIAS_QUICK_GELU, rows, M, ws,
+                          w->mlp, pm, b->fc1_b));
+    TRY(stacl_linear(ctx, rows, M, W, ws, w->mlp, pm, b->fc2_w, ws, w->x, 1));              /* x += mlp W2^T */
+    TRY(stacl_op_bias_act(ctx, STACL_BIAS_ONLY, rows, W, ws, w->x, pm, b->fc2_b));
+cleanup:
+    return st;
+}

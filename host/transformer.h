@@ -1,0 +1,33 @@
+/* transformer.h: one pre-LN residual block of CLIP's transformer, shared by
+ * the vision tower (vit.c) and the text tower (text.c, with the causal
+ * mask): x += attn(ln_1(x)); x += mlp(ln_2(x)). */
+#ifndef STACL_TRANSFORMER_H
+#define STACL_TRANSFORMER_H
+
+#include "model_internal.h"
+
+typedef struct stacl_block_dims {
+    size_t seqs;    /* sequences in the pass (frames, texts) */
+    size_t len;     /* tokens per sequence */
+    size_t width, heads, mlp;
+    float eps;
+    stacl_activation act;
+    int causal;     /* 1: each token attends only to itself and earlier ones */
+} stacl_block_dims;
+
+/* Workspace offsets (floats) of the activations a block uses. */
+typedef struct stacl_block_ws {
+    cl_mem ws;
+    size_t x;       /* [S, L, W] residual stream, updated in place */
+    size_t h;       /* [S, L, W] */
+    size_t qkv;     /* [S, L, 3W] */
+    size_t q, k, v; /* [S, H, L, D] each */
+    size_t scores;  /* [S*H, L, L] */
+    size_t attn;    /* [S, H, L, D] */
+    size_t mlp;     /* [S, L, M] */
+} stacl_block_ws;
+
+stacl_status stacl_block_forward(stacl_ctx *ctx, const stacl_block_dims *d, cl_mem params,
+                                 const vision_block_offsets *b, const stacl_block_ws *w);
+
+#endif
