@@ -33,6 +33,10 @@ static const char *av_err(int code, char *buf, size_t cap) {
 const stacl_video_info *stacl_video_get_info(const stacl_video *v) { return &v->info; }
 const char *stacl_video_path(const stacl_video *v) { return v->path; }
 int64_t stacl_video_bad_packets(const stacl_video *v) { return v->bad_packets; }
+void stacl_video_set_progress(stacl_video *v, stacl_video_progress fn, void *user) {
+    v->progress = fn;
+    v->progress_user = user;
+}
 
 void stacl_video_free(stacl_video *v) {
     if (!v) return;
@@ -170,6 +174,8 @@ stacl_status stacl_video_decode_one(stacl_video *v, int *eof) {
         int ret = avcodec_receive_frame(v->dec, v->frame);
         if (ret == 0) {
             v->bad_run = 0;
+            if (v->progress && ++v->frames_out % 64 == 0)
+                v->progress(v->progress_user, v->frames_out, v->n_pts);
             return STACL_OK;
         }
         if (ret == AVERROR_EOF) {

@@ -70,6 +70,12 @@ void stacl_ffmpeg_quiet(void);
 void stacl_video_allow_seek(stacl_video *v, int allow);
 int64_t stacl_video_keyframe_starts(const stacl_video *v);
 
+/* Called every 64 decoded frames (from the decoding thread) with the frames
+ * decoded since open and the packet count (0 before one is known), so a
+ * command can show progress on long videos. NULL turns it off. */
+typedef void (*stacl_video_progress)(void *user, int64_t decoded, int64_t packets);
+void stacl_video_set_progress(stacl_video *v, stacl_video_progress fn, void *user);
+
 /* Packets the decoder rejected so far (corrupt data skipped). */
 int64_t stacl_video_bad_packets(const stacl_video *v);
 

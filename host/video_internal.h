@@ -39,6 +39,9 @@ struct stacl_video {
     int64_t *key_pts, n_key;
     int index_ok, allow_seek;
     int64_t seeks; /* read_frames calls that started from a keyframe */
+    stacl_video_progress progress;
+    void *progress_user;
+    int64_t frames_out; /* frames decoded since open, for progress */
     stacl_video_info info;
 };
 

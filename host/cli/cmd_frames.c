@@ -61,6 +61,21 @@ static int model_image_size(const char *path, int *size) {
     return 1;
 }
 
+/* Long videos: after a second of decoding, a progress line on stderr
+ * (stdout stays the result). */
+typedef struct progress_state {
+    double t0;
+    int shown, quiet;
+} progress_state;
+
+static void on_progress(void *user, int64_t decoded, int64_t packets) {
+    progress_state *p = user;
+    if (p->quiet || cli_now_ms() - p->t0 < 1000.0) return;
+    if (packets > 0) fprintf(stderr, "\rdecoding: %lld frames (of %lld)", (long long)decoded, (long long)packets);
+    else fprintf(stderr, "\rdecoding: %lld frames", (long long)decoded);
+    p->shown = 1;
+}
+
 static void print_views(const char *video, const stacl_clip_spec *spec, int64_t n, int w, int h, int S, int size) {
     printf("%s: %d view%s (%d temporal x %d spatial), temporal views first; %lld frames decode\n", video,
            stacl_clip_num_views(spec), stacl_clip_num_views(spec) > 1 ? "s" : "", spec->temporal_views,
@@ -148,6 +163,8 @@ int cmd_frames(int argc, char **argv) {
     stacl_status st = stacl_video_open(&v, video, 0);
     if (st != STACL_OK) return cli_fail("frames", st);
     const stacl_video_info *in = stacl_video_get_info(v);
+    progress_state prog = {cli_now_ms(), 0, quiet};
+    stacl_video_set_progress(v, on_progress, &prog);
     int t, s;
     stacl_clip_view_split(&spec, view, &t, &s);
     if (list) {
@@ -193,6 +210,7 @@ int cmd_frames(int argc, char **argv) {
                size, short_side, crop.x0, crop.y0);
     }
 done:
+    if (prog.shown) fprintf(stderr, "\n");
     free(pix);
     stacl_clip_frames_release(&cf);
     stacl_video_free(v);

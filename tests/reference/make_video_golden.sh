@@ -10,8 +10,12 @@
 # usage: tests/reference/make_video_golden.sh [OUT_DIR]   (default tests/data/video)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-out="${1:-tests/data/video}"
-mkdir -p "$out"
+final="${1:-tests/data/video}"
+mkdir -p "$final"
+# Written into a scratch folder and moved into place at the end, so a reader
+# (or a commit) never sees a half-written file.
+out="$(mktemp -d)"
+trap 'rm -rf "$out"' EXIT
 # bitexact: no random Matroska UIDs or encoder version strings, so a rerun
 # reproduces the committed files byte for byte.
 ff=(ffmpeg -hide_banner -loglevel error -y)
@@ -39,4 +43,6 @@ data=/usr/share/doc/opencv-doc/examples/data
 frames "$data/Megamind.avi" "$out/Megamind.avi.x300y200.f0_135_269.rgb" "format=rgb24,crop=32:32:300:200" 0 135 269
 frames "$data/vtest.avi" "$out/vtest.avi.x400y300.f0_400_794.rgb" "format=rgb24,crop=32:32:400:300" 0 400 794
 frames "$data/tree.avi" "$out/tree.avi.x150y100.f0_34_67.rgb" "format=rgb24,crop=32:32:150:100" 0 34 67
-ls -l "$out"
+chmod 644 "$out"/*
+mv -f "$out"/* "$final"/
+ls -l "$final"
