@@ -2,25 +2,31 @@
 """plot_results.py: bar charts (SVG, standard library only) of the JSON that
 stacl-bench-gemm, stacl-bench-forward and torch_forward.py write.
 
-    python3 bench/plot_results.py --gemm off=a.json tuned=b.json \\
-        --forward stacl-off=c.json stacl-tuned=d.json --torch e.json --out bench/results/summary.svg
+    python3 bench/plot_results.py --gemm off=a.json tuned=b.json --blas Debian=b.json \\
+        --forward off=c.json tuned=d1.json,d2.json --torch 2-threads=e.json --out summary.svg
 
 Left: GFLOP/s per GEMM shape for each labelled stacl-bench-gemm run (median,
 stacl wall time) and the OpenBLAS baseline of the first run. Right: seconds per
-8-frame ViT-B/16 clip (median) for each forward run and PyTorch.
+8-frame ViT-B/16 clip (median over all timed passes of the files given for a
+label) for each forward run and PyTorch.
 """
 import argparse
 import json
+import statistics
 
 COLORS = ["#9e9e9e", "#1f77b4", "#2ca02c", "#d62728", "#9467bd", "#ff7f0e"]
 
 
 def labelled(items):
+    """LABEL=FILE[,FILE...] -> [(label, [parsed JSON, ...])]."""
     out = []
     for it in items or []:
-        label, path = it.split("=", 1)
-        with open(path) as f:
-            out.append((label, json.load(f)))
+        label, paths = it.split("=", 1)
+        docs = []
+        for path in paths.split(","):
+            with open(path) as f:
+                docs.append(json.load(f))
+        out.append((label, docs))
     return out
 
 
@@ -65,17 +71,19 @@ def main():
              '<rect width="100%" height="100%" fill="white"/>']
     gemm = labelled(a.gemm)
     if gemm:
-        names = [s["name"] for s in gemm[0][1]["shapes"]]
+        names = [s["name"] for s in gemm[0][1][0]["shapes"]]
         series = []
-        for label, d in gemm:
-            by = {s["name"]: s.get("stacl", {}).get("gflops_wall_median") for s in d["shapes"]}
+        for label, docs in gemm:
+            by = {s["name"]: s.get("stacl", {}).get("gflops_wall_median") for s in docs[0]["shapes"]}
             series.append((f"stacl, {label}", [by.get(n) for n in names]))
-        for label, d in labelled(a.blas):
-            by = {s["name"]: s.get("openblas", {}).get("gflops_median") for s in d["shapes"]}
+        for label, docs in labelled(a.blas):
+            by = {s["name"]: s.get("openblas", {}).get("gflops_median") for s in docs[0]["shapes"]}
             series.append((f"OpenBLAS, {label}", [by.get(n) for n in names]))
         parts += bars(70, 40, 560, 250, "ViT-B/16 GEMMs, T = 8 (median GFLOP/s)", names, series, "GFLOP/s")
-    fwd = [(f"stacl, {l}", d["wall_ms_median"] / 1e3) for l, d in labelled(a.forward)]
-    fwd += [(f"PyTorch, {l}", d["median_s"]) for l, d in labelled(a.torch)]
+    # Several files per label: the median over all of their timed passes.
+    fwd = [(f"stacl, {l}", statistics.median([t / 1e3 for d in ds for t in d["wall_ms"]]))
+           for l, ds in labelled(a.forward)]
+    fwd += [(f"PyTorch, {l}", statistics.median([t for d in ds for t in d["runs_s"]])) for l, ds in labelled(a.torch)]
     if fwd:
         parts += bars(760, 40, 300, 250, "Forward, 8 frames (median s/clip)", [""],
                       [(l, [v]) for l, v in fwd], "seconds")

@@ -274,14 +274,18 @@ static void set_family(stacl_tune *t, stacl_tune_family f, const size_t *v) {
 int stacl_tune_builtin(const stacl_device_info *info, stacl_tune *t) {
     memset(t, 0, sizeof *t);
     if (!info->is_cpu || !strstr(info->platform, "Portable Computing Language")) return 0;
-    /* Measured with `stacl tune` on PoCL 3.1's CPU device (2-core AVX-512
-     * Xeon VM, CLBlast 1.5.3): see docs/performance.md. 64x64 tiles, 16-deep
-     * K steps, 8-wide vectors: what LLVM turns into AVX code; GEMMK=0 (the
-     * GEMMK=1 kernel gives wrong results on this stack). */
+    /* Measured with `stacl tune` and stacl-bench-gemm on PoCL 3.1's CPU
+     * device (2-core AVX-512 Xeon VM, CLBlast 1.5.3): see docs/performance.md.
+     * Xgemm: 64x64 tiles, 16-deep K steps, 8-wide vectors, 4x4 work-items
+     * (2.5-4x CLBlast's defaults on the ViT shapes; the search found nothing
+     * faster beyond noise); GEMMK=0 (GEMMK=1 is broken on this stack). Paths:
+     * the indirect (Xgemm) path down to 128^3, so the batched attention GEMMs
+     * (197x197x64) take it too: 2x faster than XgemmDirect there. */
     static const size_t xgemm[16] = {0, 1, 16, 2, 4, 4, 64, 4, 4, 64, 0, 0, 1, 1, 8, 8};
     stacl_tune_set_key(t, info);
     snprintf(t->origin, sizeof t->origin, "builtin (PoCL CPU)");
     set_family(t, STACL_TUNE_XGEMM, xgemm);
+    t->min_indirect = 128;
     return 1;
 }
 

@@ -3,7 +3,11 @@
  * between CLBlast's two GEMM paths (indirect = pad/transpose + Xgemm, direct
  * = one XgemmDirect kernel), the on-disk cache that holds them per device,
  * the shipped defaults for PoCL CPU devices, and the self-check that guards
- * every applied set. The file format is in docs/performance.md. */
+ * every applied set. The file format is in docs/performance.md.
+ *
+ * CLBlast's overrides are per device for the whole process: two contexts on
+ * one device in one process share the last set applied (and the path last
+ * forced), so use one tuning set per device and process. */
 #ifndef STACL_TUNE_H
 #define STACL_TUNE_H
 

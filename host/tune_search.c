@@ -6,7 +6,9 @@
  *   3. per shape, direct against indirect with the winners.
  * Candidates are visited greedily: next the untried one closest (fewest
  * differing parameters) to the best so far, a local search that suits a
- * budget of a dozen compilations (PoCL compiles each new set for seconds).
+ * budget of a dozen compilations (PoCL compiles each new set for seconds);
+ * a winner is then re-timed against the starting set, alternating, and
+ * kept only if still faster (background load makes lucky winners).
  * Every candidate's result is checked against a host reference before its
  * time counts; GEMMK=1 is excluded up front (wrong results on CLBlast 1.5.3
  * + PoCL). Nothing is printed: progress goes to the caller's callback. */
