@@ -147,29 +147,13 @@ cleanup:
 static stacl_status read_openai(const stacl_st_file *f, const stacl_text_config *c, const text_offsets *o, float *p) {
     stacl_status st = STACL_OK;
     const int64_t w = c->width, m = c->mlp_width;
-    char n[256];
     LOAD2("token_embedding.weight", c->vocab_size, w, p + o->tok_emb);
     LOAD2("positional_embedding", c->context_length, w, p + o->pos);
     LOAD1("ln_final.weight", w, p + o->ln_final_w);
     LOAD1("ln_final.bias", w, p + o->ln_final_b);
     if (c->proj_dim) LOAD2("text_projection", w, c->proj_dim, p + o->proj);
-    for (int l = 0; l < c->layers; l++) {
-        const vision_block_offsets *b = &o->blocks[l];
-#define NAME(suffix) (snprintf(n, sizeof n, "transformer.resblocks.%d.%s", l, suffix), n)
-        LOAD1(NAME("ln_1.weight"), w, p + b->ln1_w);
-        LOAD1(NAME("ln_1.bias"), w, p + b->ln1_b);
-        LOAD2(NAME("attn.in_proj_weight"), 3 * w, w, p + b->qkv_w);
-        LOAD1(NAME("attn.in_proj_bias"), 3 * w, p + b->qkv_b);
-        LOAD2(NAME("attn.out_proj.weight"), w, w, p + b->out_w);
-        LOAD1(NAME("attn.out_proj.bias"), w, p + b->out_b);
-        LOAD1(NAME("ln_2.weight"), w, p + b->ln2_w);
-        LOAD1(NAME("ln_2.bias"), w, p + b->ln2_b);
-        LOAD2(NAME("mlp.c_fc.weight"), m, w, p + b->fc1_w);
-        LOAD1(NAME("mlp.c_fc.bias"), m, p + b->fc1_b);
-        LOAD2(NAME("mlp.c_proj.weight"), w, m, p + b->fc2_w);
-        LOAD1(NAME("mlp.c_proj.bias"), w, p + b->fc2_b);
-#undef NAME
-    }
+    for (int l = 0; l < c->layers; l++)
+        TRY(stacl_clip_read_block(f, STACL_LAYOUT_OPENAI, "transformer.resblocks", l, w, m, &o->blocks[l], p));
 cleanup:
     return st;
 }
@@ -177,35 +161,13 @@ cleanup:
 static stacl_status read_hf(const stacl_st_file *f, const stacl_text_config *c, const text_offsets *o, float *p) {
     stacl_status st = STACL_OK;
     const int64_t w = c->width, m = c->mlp_width;
-    char n[256];
     LOAD2("text_model.embeddings.token_embedding.weight", c->vocab_size, w, p + o->tok_emb);
     LOAD2("text_model.embeddings.position_embedding.weight", c->context_length, w, p + o->pos);
     LOAD1("text_model.final_layer_norm.weight", w, p + o->ln_final_w);
     LOAD1("text_model.final_layer_norm.bias", w, p + o->ln_final_b);
     if (c->proj_dim) TRY(stacl_clip_load_transposed(f, "text_projection.weight", c->proj_dim, w, p + o->proj));
-    for (int l = 0; l < c->layers; l++) {
-        const vision_block_offsets *b = &o->blocks[l];
-#define NAME(suffix) (snprintf(n, sizeof n, "text_model.encoder.layers.%d.%s", l, suffix), n)
-        LOAD1(NAME("layer_norm1.weight"), w, p + b->ln1_w);
-        LOAD1(NAME("layer_norm1.bias"), w, p + b->ln1_b);
-        static const char *const qkv[3] = {"q_proj", "k_proj", "v_proj"};
-        for (int j = 0; j < 3; j++) {
-            char suffix[64];
-            snprintf(suffix, sizeof suffix, "self_attn.%s.weight", qkv[j]);
-            LOAD2(NAME(suffix), w, w, p + b->qkv_w + (size_t)(j * w * w));
-            snprintf(suffix, sizeof suffix, "self_attn.%s.bias", qkv[j]);
-            LOAD1(NAME(suffix), w, p + b->qkv_b + (size_t)(j * w));
-        }
-        LOAD2(NAME("self_attn.out_proj.weight"), w, w, p + b->out_w);
-        LOAD1(NAME("self_attn.out_proj.bias"), w, p + b->out_b);
-        LOAD1(NAME("layer_norm2.weight"), w, p + b->ln2_w);
-        LOAD1(NAME("layer_norm2.bias"), w, p + b->ln2_b);
-        LOAD2(NAME("mlp.fc1.weight"), m, w, p + b->fc1_w);
-        LOAD1(NAME("mlp.fc1.bias"), m, p + b->fc1_b);
-        LOAD2(NAME("mlp.fc2.weight"), w, m, p + b->fc2_w);
-        LOAD1(NAME("mlp.fc2.bias"), w, p + b->fc2_b);
-#undef NAME
-    }
+    for (int l = 0; l < c->layers; l++)
+        TRY(stacl_clip_read_block(f, STACL_LAYOUT_HF, "text_model.encoder.layers", l, w, m, &o->blocks[l], p));
 cleanup:
     return st;
 }

@@ -235,22 +235,16 @@ cleanup:
 
 /* ---- per-layout weight reading ------------------------------------------- */
 
-static stacl_status read_openai(const stacl_st_file *f, const stacl_vision_config *c, const vision_offsets *o,
-                                float *p) {
+/* Reads residual block l of a CLIP transformer (either tower) into the
+ * canonical block layout. prefix: "visual.transformer.resblocks",
+ * "transformer.resblocks" (OpenAI) or "vision_model.encoder.layers",
+ * "text_model.encoder.layers" (Hugging Face). */
+stacl_status stacl_clip_read_block(const stacl_st_file *f, stacl_layout layout, const char *prefix, int l, int64_t w,
+                                   int64_t m, const vision_block_offsets *b, float *p) {
     stacl_status st = STACL_OK;
-    const int64_t w = c->width, m = c->mlp_width, pp = c->patch, L = stacl_vision_tokens(c);
     char n[256];
-    TRY(stacl_clip_load(f, "visual.conv1.weight", 4, DIMS(w, 3, pp, pp), p + o->patch_w));
-    LOAD1("visual.class_embedding", w, p + o->cls);
-    LOAD2("visual.positional_embedding", L, w, p + o->pos);
-    LOAD1("visual.ln_pre.weight", w, p + o->ln_pre_w);
-    LOAD1("visual.ln_pre.bias", w, p + o->ln_pre_b);
-    LOAD1("visual.ln_post.weight", w, p + o->ln_post_w);
-    LOAD1("visual.ln_post.bias", w, p + o->ln_post_b);
-    if (c->proj_dim) LOAD2("visual.proj", w, c->proj_dim, p + o->proj);
-    for (int l = 0; l < c->layers; l++) {
-        const vision_block_offsets *b = &o->blocks[l];
-#define NAME(suffix) (snprintf(n, sizeof n, "visual.transformer.resblocks.%d.%s", l, suffix), n)
+#define NAME(suffix) (snprintf(n, sizeof n, "%s.%d.%s", prefix, l, suffix), n)
+    if (layout == STACL_LAYOUT_OPENAI) {
         LOAD1(NAME("ln_1.weight"), w, p + b->ln1_w);
         LOAD1(NAME("ln_1.bias"), w, p + b->ln1_b);
         LOAD2(NAME("attn.in_proj_weight"), 3 * w, w, p + b->qkv_w);
@@ -263,27 +257,7 @@ static stacl_status read_openai(const stacl_st_file *f, const stacl_vision_confi
         LOAD1(NAME("mlp.c_fc.bias"), m, p + b->fc1_b);
         LOAD2(NAME("mlp.c_proj.weight"), w, m, p + b->fc2_w);
         LOAD1(NAME("mlp.c_proj.bias"), w, p + b->fc2_b);
-#undef NAME
-    }
-cleanup:
-    return st;
-}
-
-static stacl_status read_hf(const stacl_st_file *f, const stacl_vision_config *c, const vision_offsets *o, float *p) {
-    stacl_status st = STACL_OK;
-    const int64_t w = c->width, m = c->mlp_width, pp = c->patch, L = stacl_vision_tokens(c);
-    char n[256];
-    TRY(stacl_clip_load(f, "vision_model.embeddings.patch_embedding.weight", 4, DIMS(w, 3, pp, pp), p + o->patch_w));
-    LOAD1("vision_model.embeddings.class_embedding", w, p + o->cls);
-    LOAD2("vision_model.embeddings.position_embedding.weight", L, w, p + o->pos);
-    LOAD1("vision_model.pre_layrnorm.weight", w, p + o->ln_pre_w);
-    LOAD1("vision_model.pre_layrnorm.bias", w, p + o->ln_pre_b);
-    LOAD1("vision_model.post_layernorm.weight", w, p + o->ln_post_w);
-    LOAD1("vision_model.post_layernorm.bias", w, p + o->ln_post_b);
-    if (c->proj_dim) TRY(stacl_clip_load_transposed(f, "visual_projection.weight", c->proj_dim, w, p + o->proj));
-    for (int l = 0; l < c->layers; l++) {
-        const vision_block_offsets *b = &o->blocks[l];
-#define NAME(suffix) (snprintf(n, sizeof n, "vision_model.encoder.layers.%d.%s", l, suffix), n)
+    } else {
         LOAD1(NAME("layer_norm1.weight"), w, p + b->ln1_w);
         LOAD1(NAME("layer_norm1.bias"), w, p + b->ln1_b);
         /* Separate q, k, v projections stack into OpenAI's fused order. */
@@ -303,8 +277,44 @@ static stacl_status read_hf(const stacl_st_file *f, const stacl_vision_config *c
         LOAD1(NAME("mlp.fc1.bias"), m, p + b->fc1_b);
         LOAD2(NAME("mlp.fc2.weight"), w, m, p + b->fc2_w);
         LOAD1(NAME("mlp.fc2.bias"), w, p + b->fc2_b);
-#undef NAME
     }
+#undef NAME
+cleanup:
+    return st;
+}
+
+
+static stacl_status read_openai(const stacl_st_file *f, const stacl_vision_config *c, const vision_offsets *o,
+                                float *p) {
+    stacl_status st = STACL_OK;
+    const int64_t w = c->width, m = c->mlp_width, pp = c->patch, L = stacl_vision_tokens(c);
+    TRY(stacl_clip_load(f, "visual.conv1.weight", 4, DIMS(w, 3, pp, pp), p + o->patch_w));
+    LOAD1("visual.class_embedding", w, p + o->cls);
+    LOAD2("visual.positional_embedding", L, w, p + o->pos);
+    LOAD1("visual.ln_pre.weight", w, p + o->ln_pre_w);
+    LOAD1("visual.ln_pre.bias", w, p + o->ln_pre_b);
+    LOAD1("visual.ln_post.weight", w, p + o->ln_post_w);
+    LOAD1("visual.ln_post.bias", w, p + o->ln_post_b);
+    if (c->proj_dim) LOAD2("visual.proj", w, c->proj_dim, p + o->proj);
+    for (int l = 0; l < c->layers; l++)
+        TRY(stacl_clip_read_block(f, STACL_LAYOUT_OPENAI, "visual.transformer.resblocks", l, w, m, &o->blocks[l], p));
+cleanup:
+    return st;
+}
+
+static stacl_status read_hf(const stacl_st_file *f, const stacl_vision_config *c, const vision_offsets *o, float *p) {
+    stacl_status st = STACL_OK;
+    const int64_t w = c->width, m = c->mlp_width, pp = c->patch, L = stacl_vision_tokens(c);
+    TRY(stacl_clip_load(f, "vision_model.embeddings.patch_embedding.weight", 4, DIMS(w, 3, pp, pp), p + o->patch_w));
+    LOAD1("vision_model.embeddings.class_embedding", w, p + o->cls);
+    LOAD2("vision_model.embeddings.position_embedding.weight", L, w, p + o->pos);
+    LOAD1("vision_model.pre_layrnorm.weight", w, p + o->ln_pre_w);
+    LOAD1("vision_model.pre_layrnorm.bias", w, p + o->ln_pre_b);
+    LOAD1("vision_model.post_layernorm.weight", w, p + o->ln_post_w);
+    LOAD1("vision_model.post_layernorm.bias", w, p + o->ln_post_b);
+    if (c->proj_dim) TRY(stacl_clip_load_transposed(f, "visual_projection.weight", c->proj_dim, w, p + o->proj));
+    for (int l = 0; l < c->layers; l++)
+        TRY(stacl_clip_read_block(f, STACL_LAYOUT_HF, "vision_model.encoder.layers", l, w, m, &o->blocks[l], p));
 cleanup:
     return st;
 }

@@ -72,6 +72,10 @@ struct cJSON;
 /* Reads tensor `name`, checking its shape, as f32 into dst. */
 stacl_status stacl_clip_load(const struct stacl_st_file *f, const char *name, int ndim, const int64_t *dims,
                              float *dst);
+/* Reads residual block l of either tower (prefix names the tower and
+ * layout, e.g. "visual.transformer.resblocks"). */
+stacl_status stacl_clip_read_block(const struct stacl_st_file *f, stacl_layout layout, const char *prefix, int l,
+                                   int64_t w, int64_t m, const vision_block_offsets *b, float *p);
 /* Reads [rows, cols] into dst as [cols, rows]. */
 stacl_status stacl_clip_load_transposed(const struct stacl_st_file *f, const char *name, int64_t rows, int64_t cols,
                                         float *dst);
