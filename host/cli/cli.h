@@ -29,6 +29,7 @@ typedef struct cli_args {
     char **argv;
     int i;               /* next index */
     const char *command; /* for messages */
+    int only_positional; /* a bare "--" was seen: the rest are positional */
 } cli_args;
 
 typedef struct cli_opt {
@@ -40,6 +41,12 @@ typedef struct cli_opt {
  * end, -2 on a usage error (already reported). Positional arguments are
  * refused: no command takes any yet. */
 int cli_next(cli_args *a, const cli_opt *opts, int n_opts, const char **value);
+/* Like cli_next, for commands that take positional arguments (texts,
+ * videos): a non-option argument comes back as CLI_POSITIONAL with *value
+ * set to it, anywhere on the line; after a bare "--" every argument is
+ * positional. */
+#define CLI_POSITIONAL (-3)
+int cli_next_arg(cli_args *a, const cli_opt *opts, int n_opts, const char **value);
 /* Parses an int in [lo, hi]; reports a usage error and returns 0 on failure. */
 int cli_int(const char *command, const char *opt, const char *text, long lo, long hi, int *out);
 

@@ -57,6 +57,18 @@ int cli_next(cli_args *a, const cli_opt *opts, int n_opts, const char **value) {
     return -2;
 }
 
+int cli_next_arg(cli_args *a, const cli_opt *opts, int n_opts, const char **value) {
+    while (a->i < a->argc && !a->only_positional && strcmp(a->argv[a->i], "--") == 0) {
+        a->only_positional = 1;
+        a->i++;
+    }
+    if (a->i < a->argc && (a->only_positional || strncmp(a->argv[a->i], "--", 2) != 0)) {
+        *value = a->argv[a->i++];
+        return CLI_POSITIONAL;
+    }
+    return cli_next(a, opts, n_opts, value);
+}
+
 int cli_int(const char *command, const char *opt, const char *text, long lo, long hi, int *out) {
     char *end = NULL;
     errno = 0;

@@ -27,17 +27,16 @@ int cmd_check_dataset(int argc, char **argv) {
                                    {"--sampling", 1},      {"--sampling-rate", 1}, {"--size", 1},
                                    {"--quiet", 0},         {"--help", 0}};
     const int n_opts = (int)(sizeof opts / sizeof opts[0]);
-    cli_args a = {argc, argv, 1, "check-dataset"};
+    cli_args a = {argc, argv, 1, "check-dataset", 0};
     const char *list = NULL, *classes = NULL, *value;
     stacl_loader_config cfg = stacl_loader_config_default();
     int quiet = 0, k = -1;
-    for (;;) {
-        if (a.i < a.argc && strncmp(a.argv[a.i], "--", 2) != 0) {
-            if (list) return cli_usage_error("check-dataset", "unexpected argument '%s' (one LIST only)", a.argv[a.i]);
-            list = a.argv[a.i++];
+    while ((k = cli_next_arg(&a, opts, n_opts, &value)) != -1 && k != -2) {
+        if (k == CLI_POSITIONAL) {
+            if (list) return cli_usage_error("check-dataset", "unexpected argument '%s' (one LIST only)", value);
+            list = value;
             continue;
         }
-        if ((k = cli_next(&a, opts, n_opts, &value)) < 0) break;
         int ok = 1;
         switch (k) {
         case 0: classes = value; break;

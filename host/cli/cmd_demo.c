@@ -42,7 +42,7 @@ static void synthetic_clip(float *x, int frames, int size) {
 int cmd_demo(int argc, char **argv) {
     static const cli_opt opts[] = {{"--preset", 1}, {"--frames", 1}, {"--runs", 1}, {"--device", 1}, {"--profile", 0},
                                    {"--help", 0}};
-    cli_args a = {argc, argv, 1, "demo"};
+    cli_args a = {argc, argv, 1, "demo", 0};
     const char *preset = "small", *device = NULL, *value;
     int frames = 8, runs = 3, profile = 0, k;
     while ((k = cli_next(&a, opts, 6, &value)) >= 0) {

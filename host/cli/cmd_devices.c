@@ -21,7 +21,7 @@ static const char *type_name(const stacl_device_info *d) {
 
 int cmd_devices(int argc, char **argv) {
     static const cli_opt opts[] = {{"--json", 0}, {"--help", 0}};
-    cli_args a = {argc, argv, 1, "devices"};
+    cli_args a = {argc, argv, 1, "devices", 0};
     int json = 0, k;
     const char *value;
     while ((k = cli_next(&a, opts, 2, &value)) >= 0) {

@@ -48,9 +48,9 @@ int cmd_encode_text(int argc, char **argv) {
                                    {"--vocab", 1}, {"--truncate", 0}, {"--batch", 1}, {"--device", 1},
                                    {"--quiet", 0}, {"--help", 0}};
     const int n_opts = (int)(sizeof opts / sizeof opts[0]);
-    cli_args a = {argc, argv, 1, "encode-text"};
+    cli_args a = {argc, argv, 1, "encode-text", 0};
     const char *model_path = NULL, *texts_file = NULL, *out_path = NULL, *vocab = NULL, *device = NULL, *value;
-    int normalize = 0, truncate = 0, batch = 64, quiet = 0, k = 0, rc = 0, only_texts = 0;
+    int normalize = 0, truncate = 0, batch = 64, quiet = 0, k = 0, rc = 0;
     cli_texts texts = {0};
     stacl_tokenizer *tok = NULL;
     stacl_ctx *ctx = NULL;
@@ -60,19 +60,11 @@ int cmd_encode_text(int argc, char **argv) {
     const char **positional = calloc((size_t)argc + 1, sizeof *positional);
     size_t n_pos = 0;
     if (!positional) return cli_fail("encode-text", STACL_ERR_OUT_OF_MEMORY);
-    while (a.i < a.argc) {
-        const char *arg = a.argv[a.i];
-        if (only_texts || strncmp(arg, "--", 2) != 0) {
-            positional[n_pos++] = arg;
-            a.i++;
+    while ((k = cli_next_arg(&a, opts, n_opts, &value)) != -1 && k != -2) {
+        if (k == CLI_POSITIONAL) {
+            positional[n_pos++] = value;
             continue;
         }
-        if (strcmp(arg, "--") == 0) {
-            only_texts = 1;
-            a.i++;
-            continue;
-        }
-        if ((k = cli_next(&a, opts, n_opts, &value)) < 0) break;
         switch (k) {
         case 0: model_path = value; break;
         case 1: texts_file = value; break;
@@ -85,7 +77,6 @@ int cmd_encode_text(int argc, char **argv) {
         case 8: quiet = 1; break;
         case 9: usage(); free(positional); return 0;
         }
-        if (k < 0) break;
     }
     if (k == -2) { rc = CLI_EXIT_USAGE; goto done; }
     if (!model_path || !out_path) { rc = cli_usage_error("encode-text", "--model and --out are required"); goto done; }

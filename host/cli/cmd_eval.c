@@ -37,7 +37,7 @@ int cmd_eval(int argc, char **argv) {
                                    {"--vocab", 1},       {"--no-cache", 0},       {"--device", 1},
                                    {"--help", 0},        {"--descriptions", 1}};
     const int n_opts = (int)(sizeof opts / sizeof opts[0]);
-    cli_args a = {argc, argv, 1, "eval"};
+    cli_args a = {argc, argv, 1, "eval", 0};
     const char *model_path = NULL, *classes_path = NULL, *list = NULL, *templates_path = NULL, *vocab = NULL;
     const char *device = NULL, *descriptions_path = NULL, *value;
     stacl_names *descriptions = NULL;

@@ -89,7 +89,7 @@ done:
 int cmd_forward(int argc, char **argv) {
     static const cli_opt opts[] = {{"--model", 1}, {"--input", 1}, {"--out", 1}, {"--tokens", 0}, {"--device", 1},
                                    {"--warmup", 1}, {"--profile", 0}, {"--quiet", 0}, {"--help", 0}};
-    cli_args a = {argc, argv, 1, "forward"};
+    cli_args a = {argc, argv, 1, "forward", 0};
     const char *model_path = NULL, *input = NULL, *out_path = NULL, *device = NULL, *value;
     int tokens = 0, warmup = 0, profile = 0, quiet = 0, k;
     while ((k = cli_next(&a, opts, 9, &value)) >= 0) {

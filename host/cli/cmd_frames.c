@@ -105,18 +105,17 @@ int cmd_frames(int argc, char **argv) {
                                    {"--help", 0},          {"--train", 0},          {"--seed", 1},
                                    {"--flip", 0}};
     const int n_opts = (int)(sizeof opts / sizeof opts[0]);
-    cli_args a = {argc, argv, 1, "frames"};
+    cli_args a = {argc, argv, 1, "frames", 0};
     const char *video = NULL, *out = NULL, *model = NULL, *value;
     stacl_clip_spec spec = stacl_clip_spec_default();
     int size = 0, short_side = 0, view = 0, list = 0, quiet = 0, train = 0, seed = 0, flip = 0, k = -1;
-    for (;;) {
+    while ((k = cli_next_arg(&a, opts, n_opts, &value)) != -1 && k != -2) {
         /* VIDEO is the one positional argument, anywhere on the line. */
-        if (a.i < a.argc && strncmp(a.argv[a.i], "--", 2) != 0) {
-            if (video) return cli_usage_error("frames", "unexpected argument '%s' (one VIDEO only)", a.argv[a.i]);
-            video = a.argv[a.i++];
+        if (k == CLI_POSITIONAL) {
+            if (video) return cli_usage_error("frames", "unexpected argument '%s' (one VIDEO only)", value);
+            video = value;
             continue;
         }
-        if ((k = cli_next(&a, opts, n_opts, &value)) < 0) break;
         int ok = 1;
         switch (k) {
         case 0: out = value; break;

@@ -47,7 +47,7 @@ int cmd_gen_model(int argc, char **argv) {
                                    {"--proj-dim", 1}, {"--act", 1}, {"--f16", 0}, {"--seed", 1}, {"--help", 0},
                                    {"--text", 0}, {"--text-width", 1}, {"--text-layers", 1}};
     const int n_opts = (int)(sizeof opts / sizeof opts[0]);
-    cli_args a = {argc, argv, 1, "gen-model"};
+    cli_args a = {argc, argv, 1, "gen-model", 0};
     const char *out = NULL, *value;
     stacl_random_clip_spec spec = stacl_random_clip_default_spec();
     /* The preset sets the base; explicit sizes then override it, in any order. */

@@ -60,7 +60,7 @@ int cmd_make_dataset(int argc, char **argv) {
                                    {"--frames", 1}, {"--size", 1},      {"--fps", 1},           {"--codec", 1},
                                    {"--help", 0}};
     const int n_opts = (int)(sizeof opts / sizeof opts[0]);
-    cli_args a = {argc, argv, 1, "make-dataset"};
+    cli_args a = {argc, argv, 1, "make-dataset", 0};
     const char *out = NULL, *codec = "h264", *value;
     int per_class = 8, val_per_class = 2, seed = 0, frames = 32, size = 64, fps = 16, k;
     while ((k = cli_next(&a, opts, n_opts, &value)) >= 0) {

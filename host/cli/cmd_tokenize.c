@@ -26,9 +26,9 @@ int cmd_tokenize(int argc, char **argv) {
     static const cli_opt opts[] = {{"--vocab", 1}, {"--model", 1}, {"--texts", 1}, {"--truncate", 0},
                                    {"--npy", 1},   {"--help", 0}};
     const int n_opts = (int)(sizeof opts / sizeof opts[0]);
-    cli_args a = {argc, argv, 1, "tokenize"};
+    cli_args a = {argc, argv, 1, "tokenize", 0};
     const char *vocab = NULL, *model = NULL, *texts_file = NULL, *npy = NULL, *value;
-    int truncate = 0, k = 0, rc = 0, only_texts = 0;
+    int truncate = 0, k = 0, rc = 0;
     cli_texts texts = {0};
     stacl_tokenizer *tok = NULL;
     int32_t *rows = NULL;
@@ -36,19 +36,11 @@ int cmd_tokenize(int argc, char **argv) {
     const char **positional = calloc((size_t)argc + 1, sizeof *positional);
     size_t n_pos = 0;
     if (!positional) return cli_fail("tokenize", STACL_ERR_OUT_OF_MEMORY);
-    while (a.i < a.argc) {
-        const char *arg = a.argv[a.i];
-        if (only_texts || strncmp(arg, "--", 2) != 0) {
-            positional[n_pos++] = arg;
-            a.i++;
+    while ((k = cli_next_arg(&a, opts, n_opts, &value)) != -1 && k != -2) {
+        if (k == CLI_POSITIONAL) {
+            positional[n_pos++] = value;
             continue;
         }
-        if (strcmp(arg, "--") == 0) {
-            only_texts = 1;
-            a.i++;
-            continue;
-        }
-        if ((k = cli_next(&a, opts, n_opts, &value)) < 0) break;
         switch (k) {
         case 0: vocab = value; break;
         case 1: model = value; break;

@@ -49,7 +49,7 @@ static void on_progress(void *user, const stacl_tune_progress *p) {
 int cmd_tune(int argc, char **argv) {
     static const cli_opt opts[] = {{"--device", 1}, {"--budget", 1}, {"--frames", 1}, {"--reps", 1},
                                    {"--out", 1},    {"--quiet", 0},  {"--help", 0}};
-    cli_args a = {argc, argv, 1, "tune"};
+    cli_args a = {argc, argv, 1, "tune", 0};
     const char *device = NULL, *out_path = NULL, *value;
     int budget = 300, frames = 8, reps = 3, quiet = 0, k;
     while ((k = cli_next(&a, opts, 7, &value)) >= 0) {

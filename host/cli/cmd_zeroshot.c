@@ -59,7 +59,7 @@ int cmd_zeroshot(int argc, char **argv) {
                                    {"--out", 1},   {"--num-frames", 1}, {"--vocab", 1}, {"--no-cache", 0},
                                    {"--device", 1}, {"--help", 0}, {"--descriptions", 1}};
     const int n_opts = (int)(sizeof opts / sizeof opts[0]);
-    cli_args a = {argc, argv, 1, "zeroshot"};
+    cli_args a = {argc, argv, 1, "zeroshot", 0};
     const char *model_path = NULL, *classes_path = NULL, *templates_path = NULL, *out_path = NULL, *vocab = NULL;
     const char *device = NULL, *descriptions_path = NULL, *value;
     stacl_names *descriptions = NULL;
@@ -67,12 +67,11 @@ int cmd_zeroshot(int argc, char **argv) {
     const char **videos = calloc((size_t)argc + 1, sizeof *videos);
     int n_videos = 0;
     if (!videos) return cli_fail("zeroshot", STACL_ERR_OUT_OF_MEMORY);
-    while (a.i < a.argc) {
-        if (strncmp(a.argv[a.i], "--", 2) != 0) {
-            videos[n_videos++] = a.argv[a.i++];
+    while ((k = cli_next_arg(&a, opts, n_opts, &value)) != -1 && k != -2) {
+        if (k == CLI_POSITIONAL) {
+            videos[n_videos++] = value;
             continue;
         }
-        if ((k = cli_next(&a, opts, n_opts, &value)) < 0) break;
         int ok = 1;
         switch (k) {
         case 0: model_path = value; break;
