@@ -282,4 +282,22 @@ void stacl_ctx_free(stacl_ctx *ctx) {
     free(ctx);
 }
 
+stacl_status stacl_device_buffer(stacl_ctx *ctx, size_t bytes, cl_mem_flags flags, const void *host, const char *what,
+                                 const char *hint, cl_mem *out) {
+    const double mib = bytes / 1048576.0;
+    *out = NULL;
+    if (bytes > ctx->info.max_alloc_bytes)
+        return stacl_fail(STACL_ERR_OUT_OF_MEMORY, "%s needs %.1f MiB in one buffer, device '%s' allows %.1f MiB%s%s",
+                          what, mib, ctx->info.name, ctx->info.max_alloc_bytes / 1048576.0, hint ? ": " : "",
+                          hint ? hint : "");
+    cl_int err;
+    cl_mem mem = clCreateBuffer(ctx->context, host ? flags | CL_MEM_COPY_HOST_PTR : flags, bytes, (void *)host, &err);
+    if (err != CL_SUCCESS) {
+        stacl_status st = stacl_cl_fail(ctx, err, "clCreateBuffer");
+        return stacl_fail_context(st, "allocating %s (%.1f MiB)", what, mib);
+    }
+    *out = mem;
+    return STACL_OK;
+}
+
 const stacl_device_info *stacl_ctx_device(const stacl_ctx *ctx) { return &ctx->info; }

@@ -13,7 +13,6 @@ stacl_status stacl_model_load(stacl_model **out, stacl_ctx *ctx, const char *pat
     stacl_model *model = NULL;
     float *host = NULL, *text = NULL;
     char dir[4096];
-    cl_int err;
     *out = NULL;
     if (!ctx || !path) return stacl_fail(STACL_ERR_INVALID_ARG, "stacl_model_load: NULL ctx or path");
     model = calloc(1, sizeof *model);
@@ -45,16 +44,9 @@ stacl_status stacl_model_load(stacl_model **out, stacl_ctx *ctx, const char *pat
         host = both;
         memcpy(host + model->off.total, text, model->text_off.total * sizeof *text);
     }
-    size_t bytes = total * sizeof(float);
-    if (bytes > ctx->info.max_alloc_bytes)
-        FAIL(STACL_ERR_OUT_OF_MEMORY, "%s: the weights need %.1f MiB in one buffer, device '%s' allows %.1f MiB",
-             model->file, bytes / 1048576.0, ctx->info.name, ctx->info.max_alloc_bytes / 1048576.0);
-    model->params = clCreateBuffer(ctx->context, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, bytes, host, &err);
-    if (err != CL_SUCCESS) {
-        st = stacl_cl_fail(ctx, err, "allocating the model weights");
-        stacl_fail_context(st, "%s (%.1f MiB)", model->file, bytes / 1048576.0);
-        goto cleanup;
-    }
+    char what[4200];
+    snprintf(what, sizeof what, "the weights of %s", model->file);
+    TRY(stacl_device_buffer(ctx, total * sizeof(float), CL_MEM_READ_ONLY, host, what, NULL, &model->params));
     *out = model;
     model = NULL;
 cleanup:

@@ -47,6 +47,13 @@ const char *stacl_cl_error_name(cl_int err);
  * matching status (OUT_OF_MEMORY for allocation errors, OPENCL otherwise). */
 stacl_status stacl_cl_fail(const stacl_ctx *ctx, cl_int err, const char *what);
 
+/* Allocates one device buffer of `bytes`, copying `host` when non-NULL.
+ * Checks the device's largest-buffer limit first, so the message can say
+ * what was asked for: `what` names the buffer ("the workspace for 8
+ * frames"), `hint` (may be NULL) what the caller can do about it. */
+stacl_status stacl_device_buffer(stacl_ctx *ctx, size_t bytes, cl_mem_flags flags, const void *host, const char *what,
+                                 const char *hint, cl_mem *out);
+
 /* Builds (or loads from the on-disk cache) the program of embedded kernels. */
 stacl_status stacl_program_build(stacl_ctx *ctx);
 void stacl_program_release(stacl_ctx *ctx);

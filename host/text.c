@@ -92,18 +92,10 @@ stacl_status stacl_text_state_create(stacl_text_state **out, stacl_model *model,
     s->rows = calloc((size_t)max_texts, sizeof *s->rows);
     s->tokens = calloc((size_t)max_texts * (size_t)model->text_cfg.context_length, sizeof *s->tokens);
     if (!s->rows || !s->tokens) FAIL(STACL_ERR_OUT_OF_MEMORY, "out of host memory");
-    size_t bytes = s->plan.total * sizeof(float);
-    if (bytes > ctx->info.max_alloc_bytes)
-        FAIL(STACL_ERR_OUT_OF_MEMORY, "the text workspace for %d texts needs %.1f MiB in one buffer, device '%s' allows "
-             "%.1f MiB: encode fewer texts per pass", max_texts, bytes / 1048576.0, ctx->info.name,
-             ctx->info.max_alloc_bytes / 1048576.0);
-    cl_int err;
-    s->ws = clCreateBuffer(ctx->context, CL_MEM_READ_WRITE, bytes, NULL, &err);
-    if (err != CL_SUCCESS) {
-        st = stacl_cl_fail(ctx, err, "allocating the text workspace");
-        stacl_fail_context(st, "%d texts, %.1f MiB", max_texts, bytes / 1048576.0);
-        goto cleanup;
-    }
+    char what[64];
+    snprintf(what, sizeof what, "the text workspace for %d texts", max_texts);
+    TRY(stacl_device_buffer(ctx, s->plan.total * sizeof(float), CL_MEM_READ_WRITE, NULL, what,
+                            "encode fewer texts per pass", &s->ws));
     *out = s;
     s = NULL;
 cleanup:

@@ -79,17 +79,10 @@ stacl_status stacl_state_create(stacl_state **out, stacl_model *model, int max_f
     s->model = model;
     s->max_frames = max_frames;
     s->plan = plan_workspace(&model->cfg, (size_t)max_frames);
-    size_t bytes = s->plan.total * sizeof(float);
-    if (bytes > ctx->info.max_alloc_bytes)
-        FAIL(STACL_ERR_OUT_OF_MEMORY, "the workspace for %d frames needs %.1f MiB in one buffer, device '%s' allows %.1f MiB: "
-             "use fewer frames per pass", max_frames, bytes / 1048576.0, ctx->info.name, ctx->info.max_alloc_bytes / 1048576.0);
-    cl_int err;
-    s->ws = clCreateBuffer(ctx->context, CL_MEM_READ_WRITE, bytes, NULL, &err);
-    if (err != CL_SUCCESS) {
-        st = stacl_cl_fail(ctx, err, "allocating the workspace");
-        stacl_fail_context(st, "%d frames, %.1f MiB", max_frames, bytes / 1048576.0);
-        goto cleanup;
-    }
+    char what[64];
+    snprintf(what, sizeof what, "the workspace for %d frames", max_frames);
+    TRY(stacl_device_buffer(ctx, s->plan.total * sizeof(float), CL_MEM_READ_WRITE, NULL, what,
+                            "use fewer frames per pass", &s->ws));
     *out = s;
     s = NULL;
 cleanup:
