@@ -301,3 +301,73 @@ stacl_status stacl_op_gather_rows(stacl_ctx *ctx, size_t n, size_t width, size_t
 cleanup:
     return st;
 }
+
+/* ---- ST-Adapter ------------------------------------------------------------ */
+
+/* Tokens per work-item of adapter_fc1/fc2 (ADAPTER_ROWS in adapter.cl). */
+#define ADAPTER_ROWS 4
+
+stacl_status stacl_op_adapter_fc1(stacl_ctx *ctx, size_t frames, size_t patches, size_t width, size_t aw,
+                                  cl_mem x, size_t x_off, cl_mem prm, size_t w_off, size_t b_off,
+                                  cl_mem h, size_t h_off) {
+    stacl_status st = STACL_OK;
+    TRY(check_u32("adapter_fc1", x_off + frames * (patches + 1) * width));
+    TRY(check_u32("adapter_fc1", h_off + frames * patches * aw));
+    TRY(check_u32("adapter_fc1", w_off + aw * width));
+    TRY(check_u32("adapter_fc1", b_off + aw));
+    arg_list a = args_for(ctx, K_ADAPTER_FC1);
+    arg_mem(&a, x); arg_u32(&a, x_off); arg_mem(&a, prm); arg_u32(&a, w_off); arg_u32(&a, b_off);
+    arg_mem(&a, h); arg_u32(&a, h_off); arg_u32(&a, frames); arg_u32(&a, patches); arg_u32(&a, width);
+    arg_u32(&a, aw);
+    st = launch(ctx, "adapter_fc1", &a, (frames * patches + ADAPTER_ROWS - 1) / ADAPTER_ROWS * aw, 0);
+cleanup:
+    return st;
+}
+
+stacl_status stacl_op_adapter_dwconv3d(stacl_ctx *ctx, size_t clips, size_t T, size_t grid, size_t aw,
+                                       size_t kt, size_t kh, size_t kw, cl_mem h, size_t h_off,
+                                       cl_mem prm, size_t w_off, size_t b_off, cl_mem y, size_t y_off) {
+    stacl_status st = STACL_OK;
+    size_t n = clips * T * grid * grid * aw;
+    TRY(check_u32("adapter_dwconv3d", h_off + n));
+    TRY(check_u32("adapter_dwconv3d", y_off + n));
+    TRY(check_u32("adapter_dwconv3d", w_off + aw * kt * kh * kw));
+    TRY(check_u32("adapter_dwconv3d", b_off + aw));
+    arg_list a = args_for(ctx, K_ADAPTER_DWCONV3D);
+    arg_mem(&a, h); arg_u32(&a, h_off); arg_mem(&a, prm); arg_u32(&a, w_off); arg_u32(&a, b_off);
+    arg_mem(&a, y); arg_u32(&a, y_off); arg_u32(&a, clips); arg_u32(&a, T); arg_u32(&a, grid); arg_u32(&a, aw);
+    arg_u32(&a, kt); arg_u32(&a, kh); arg_u32(&a, kw);
+    st = launch(ctx, "adapter_dwconv3d", &a, n, 0);
+cleanup:
+    return st;
+}
+
+stacl_status stacl_op_adapter_fc2_residual(stacl_ctx *ctx, size_t frames, size_t patches, size_t width, size_t aw,
+                                           cl_mem y, size_t y_off, cl_mem prm, size_t w_off, size_t b_off,
+                                           cl_mem x, size_t x_off) {
+    stacl_status st = STACL_OK;
+    TRY(check_u32("adapter_fc2", y_off + frames * patches * aw));
+    TRY(check_u32("adapter_fc2", x_off + frames * (patches + 1) * width));
+    TRY(check_u32("adapter_fc2", w_off + width * aw));
+    TRY(check_u32("adapter_fc2", b_off + width));
+    arg_list a = args_for(ctx, K_ADAPTER_FC2_RESIDUAL);
+    arg_mem(&a, y); arg_u32(&a, y_off); arg_mem(&a, prm); arg_u32(&a, w_off); arg_u32(&a, b_off);
+    arg_mem(&a, x); arg_u32(&a, x_off); arg_u32(&a, frames); arg_u32(&a, patches); arg_u32(&a, width);
+    arg_u32(&a, aw);
+    st = launch(ctx, "adapter_fc2", &a, (frames * patches + ADAPTER_ROWS - 1) / ADAPTER_ROWS * width, 0);
+cleanup:
+    return st;
+}
+
+stacl_status stacl_op_adapter_mean_cls(stacl_ctx *ctx, size_t clips, size_t T, size_t tokens, size_t width,
+                                       cl_mem x, size_t x_off, cl_mem m, size_t m_off) {
+    stacl_status st = STACL_OK;
+    TRY(check_u32("adapter_mean_cls", x_off + clips * T * tokens * width));
+    TRY(check_u32("adapter_mean_cls", m_off + clips * width));
+    arg_list a = args_for(ctx, K_ADAPTER_MEAN_CLS);
+    arg_mem(&a, x); arg_u32(&a, x_off); arg_mem(&a, m); arg_u32(&a, m_off);
+    arg_u32(&a, clips); arg_u32(&a, T); arg_u32(&a, tokens); arg_u32(&a, width);
+    st = launch(ctx, "adapter_mean_cls", &a, clips * width, 0);
+cleanup:
+    return st;
+}

@@ -89,4 +89,25 @@ stacl_status stacl_op_embed_tokens(stacl_ctx *ctx, size_t n, size_t context, siz
 stacl_status stacl_op_gather_rows(stacl_ctx *ctx, size_t n, size_t width, size_t x_rows, cl_mem x, size_t x_off,
                                   cl_mem rows, size_t rows_off, cl_mem y, size_t y_off);
 
+/* ---- ST-Adapter (kernels/adapter.cl) ----
+ * x: [F, 1 + P, W] residual stream (class token first); h, y: [F, P, A]
+ * scratch; weights and biases are offsets into `prm` (the adapter's buffer). */
+/* h = fc1(x[:, 1:]) = x w1^T + b1, the weight stored transposed: w1t [W, A]. */
+stacl_status stacl_op_adapter_fc1(stacl_ctx *ctx, size_t frames, size_t patches, size_t width, size_t aw,
+                                  cl_mem x, size_t x_off, cl_mem prm, size_t w_off, size_t b_off,
+                                  cl_mem h, size_t h_off);
+/* y = depthwise 3D conv of h over each clip's [T, grid, grid], zero padding
+ * k / 2, + bias; weight [A, kt, kh, kw]; frames = clips * T. */
+stacl_status stacl_op_adapter_dwconv3d(stacl_ctx *ctx, size_t clips, size_t T, size_t grid, size_t aw,
+                                       size_t kt, size_t kh, size_t kw, cl_mem h, size_t h_off,
+                                       cl_mem prm, size_t w_off, size_t b_off, cl_mem y, size_t y_off);
+/* x[:, 1:] += y w2^T + b2, the weight stored transposed: w2t [A, W]. */
+stacl_status stacl_op_adapter_fc2_residual(stacl_ctx *ctx, size_t frames, size_t patches, size_t width, size_t aw,
+                                           cl_mem y, size_t y_off, cl_mem prm, size_t w_off, size_t b_off,
+                                           cl_mem x, size_t x_off);
+/* m [clips, W] = mean over each clip's T frames of the class token of x
+ * [clips * T, tokens, W]. */
+stacl_status stacl_op_adapter_mean_cls(stacl_ctx *ctx, size_t clips, size_t T, size_t tokens, size_t width,
+                                       cl_mem x, size_t x_off, cl_mem m, size_t m_off);
+
 #endif

@@ -27,6 +27,10 @@ static const char *const kernel_names[K_COUNT] = {
     [K_ASSEMBLE_TOKENS] = "assemble_tokens",
     [K_EMBED_TOKENS] = "embed_tokens",
     [K_GATHER_ROWS] = "gather_rows",
+    [K_ADAPTER_FC1] = "adapter_fc1",
+    [K_ADAPTER_DWCONV3D] = "adapter_dwconv3d",
+    [K_ADAPTER_FC2_RESIDUAL] = "adapter_fc2_residual",
+    [K_ADAPTER_MEAN_CLS] = "adapter_mean_cls",
 };
 
 static const char build_options[] = "-cl-std=CL1.2";

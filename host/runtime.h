@@ -22,6 +22,10 @@ typedef enum stacl_kernel_id {
     K_ASSEMBLE_TOKENS,
     K_EMBED_TOKENS,
     K_GATHER_ROWS,
+    K_ADAPTER_FC1,
+    K_ADAPTER_DWCONV3D,
+    K_ADAPTER_FC2_RESIDUAL,
+    K_ADAPTER_MEAN_CLS,
     K_COUNT
 } stacl_kernel_id;
 

@@ -140,6 +140,36 @@ typedef struct stacl_op_time {
 } stacl_op_time;
 int stacl_state_op_times(const stacl_state *state, const stacl_op_time **times);
 
+/* ---- ST-Adapter (inference; see docs/adapters.md) ---------------------- */
+
+/* Adapters and classifier head on a frozen model, in a device buffer of
+ * their own. path: a safetensors file with the ST-Adapter reference code's
+ * names (transformer.resblocks.N.adapter_pre_attn|adapter_pre_mlp.fc1|conv|
+ * fc2.weight|bias, head fc.weight|bias), optionally prefixed `visual.`;
+ * other tensors (a full state dict's backbone) are ignored. The
+ * configuration comes from the names and shapes. */
+typedef struct stacl_adapter stacl_adapter;
+typedef struct stacl_adapter_info {
+    int width;          /* adapter (bottleneck) channels */
+    int kernel[3];      /* depthwise conv kernel (kt, kh, kw) */
+    int n_pre_attn;     /* blocks with an adapter before attention */
+    int n_pre_mlp;      /* blocks with an adapter before the MLP */
+    int classes;        /* rows of fc.weight; 0 when the file has no head */
+} stacl_adapter_info;
+stacl_status stacl_adapter_load(stacl_adapter **out, stacl_model *model, const char *path);
+void stacl_adapter_free(stacl_adapter *adapter);
+void stacl_adapter_get_info(const stacl_adapter *adapter, stacl_adapter_info *info);
+
+/* The adapted model on `clips` clips of `frames` frames each (pixels
+ * [clips, frames, 3, H, W]; clips * frames <= the state's max_frames).
+ * STACL_OUT_EMBEDDING: logits [clips, classes] (eval mode: mean of the class
+ * tokens over frames, ln_post, fc; needs a head). STACL_OUT_TOKENS: the last
+ * block's tokens [clips * frames, tokens, width]. The state's observer sees
+ * the same stages as in stacl_vision_forward. */
+size_t stacl_classify_output_size(const stacl_adapter *adapter, int clips, int frames, stacl_output kind);
+stacl_status stacl_classify_forward(stacl_state *state, const stacl_adapter *adapter, const float *pixels,
+                                    int clips, int frames, stacl_output kind, float *out);
+
 /* ---- frozen CLIP text tower -------------------------------------------- */
 
 typedef struct stacl_text_config {

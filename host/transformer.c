@@ -9,11 +9,18 @@
 
 stacl_status stacl_block_forward(stacl_ctx *ctx, const stacl_block_dims *d, cl_mem pm, const vision_block_offsets *b,
                                  const stacl_block_ws *w) {
+    return stacl_block_forward_hooked(ctx, d, pm, b, w, NULL, NULL);
+}
+
+stacl_status stacl_block_forward_hooked(stacl_ctx *ctx, const stacl_block_dims *d, cl_mem pm,
+                                        const vision_block_offsets *b, const stacl_block_ws *w,
+                                        stacl_block_hook hook, void *user) {
     stacl_status st = STACL_OK;
     cl_mem ws = w->ws;
     const size_t F = d->seqs, L = d->len, W = d->width, M = d->mlp, H = d->heads, D = W / H, rows = F * L;
 
     /* Attention. */
+    if (hook) TRY(hook(user, STACL_HOOK_PRE_ATTN));
     TRY(stacl_op_layernorm(ctx, rows, W, d->eps, ws, w->x, W, ws, w->h, W, pm, b->ln1_w, b->ln1_b));
     TRY(stacl_linear(ctx, rows, W, 3 * W, ws, w->h, pm, b->qkv_w, ws, w->qkv, 0));          /* [F*L, 3W] */
     TRY(stacl_op_bias_act(ctx, STACL_BIAS_ONLY, rows, 3 * W, ws, w->qkv, pm, b->qkv_b));
@@ -31,6 +38,7 @@ stacl_status stacl_block_forward(stacl_ctx *ctx, const stacl_block_dims *d, cl_m
     TRY(stacl_op_bias_act(ctx, STACL_BIAS_ONLY, rows, W, ws, w->x, pm, b->out_b));
 
     /* MLP. */
+    if (hook) TRY(hook(user, STACL_HOOK_PRE_MLP));
     TRY(stacl_op_layernorm(ctx, rows, W, d->eps, ws, w->x, W, ws, w->h, W, pm, b->ln2_w, b->ln2_b));
     TRY(stacl_linear(ctx, rows, W, M, ws, w->h, pm, b->fc1_w, ws, w->mlp, 0));              /* [F*L, M] */
     TRY(stacl_op_bias_act(ctx, d->act == STACL_ACT_GELU ? STACL_BIAS_GELU : STACL_BIAS_QUICK_GELU, rows, M, ws,

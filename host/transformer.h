@@ -30,4 +30,14 @@ typedef struct stacl_block_ws {
 stacl_status stacl_block_forward(stacl_ctx *ctx, const stacl_block_dims *d, cl_mem params,
                                  const vision_block_offsets *b, const stacl_block_ws *w);
 
+/* Where a block calls its hook: on the residual stream before ln_1 / ln_2
+ * (ST-Adapter's adapter_pre_attn / adapter_pre_mlp). While the hook runs,
+ * the block's qkv and mlp workspace regions are free for it to use. */
+typedef enum { STACL_HOOK_PRE_ATTN, STACL_HOOK_PRE_MLP } stacl_block_site;
+typedef stacl_status (*stacl_block_hook)(void *user, stacl_block_site site);
+/* stacl_block_forward with a hook (NULL: none). */
+stacl_status stacl_block_forward_hooked(stacl_ctx *ctx, const stacl_block_dims *d, cl_mem params,
+                                        const vision_block_offsets *b, const stacl_block_ws *w,
+                                        stacl_block_hook hook, void *user);
+
 #endif

@@ -3,15 +3,16 @@
  * ln_pre, pre-LN residual blocks (multi-head attention, MLP), ln_post on the
  * class token, projection. GEMMs go through CLBlast (gemm.c), the rest
  * through stacl's kernels (ops.c). The state owns one workspace buffer,
- * carved by a size table, sized once for max_frames. */
+ * carved by a size table, sized once for max_frames. With an adapter
+ * (stacl_classify_forward), the blocks run ST-Adapter's adapters through a
+ * hook (adapter.c) and the head is ST-Adapter's classifier. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "model_internal.h"
+#include "adapter.h"
 #include "ops.h"
-#include "transformer.h"
 
 /* Offsets (floats) of every activation in the workspace. F frames,
  * L tokens, P patches, W width, M MLP width, H heads, D head dim. */
@@ -132,17 +133,41 @@ static stacl_status observe(stacl_state *s, const char *name, size_t off, const 
     return st;
 }
 
-/* One pre-LN residual block (transformer.c) on this state's workspace. */
-static stacl_status block_forward(stacl_state *s, const vision_block_offsets *b, size_t F) {
+/* One pre-LN residual block (transformer.c) on this state's workspace,
+ * with block l's adapters when ad is not NULL (clips * T = F). */
+static stacl_status block_forward(stacl_state *s, const stacl_adapter *ad, int l, size_t clips, size_t F) {
+    const vision_block_offsets *b = &s->model->off.blocks[l];
     const stacl_vision_config *c = &s->model->cfg;
     const workspace_plan *w = &s->plan;
     const stacl_block_dims dims = {F, (size_t)stacl_vision_tokens(c), (size_t)c->width, (size_t)c->heads,
                                    (size_t)c->mlp_width, c->ln_eps, c->act, 0};
     const stacl_block_ws bw = {s->ws, w->x, w->h, w->qkv, w->q, w->k, w->v, w->scores, w->attn, w->mlp};
-    return stacl_block_forward(s->model->ctx, &dims, s->model->params, b, &bw);
+    if (!ad) return stacl_block_forward(s->model->ctx, &dims, s->model->params, b, &bw);
+    adapter_call call = {ad, l, s->ws, w->x, w->qkv, w->mlp, clips, F / clips};
+    return stacl_block_forward_hooked(s->model->ctx, &dims, s->model->params, b, &bw, stacl_adapter_hook, &call);
 }
 
-static stacl_status forward(stacl_state *s, const float *pixels, size_t F, stacl_output kind, float *out) {
+/* The classifier head of the adapted model (eval mode): the class tokens
+ * averaged over each clip's frames, then ln_post, then fc (as the reference
+ * code: the mean comes before ln_post). Logits land in the mlp region. */
+static stacl_status adapter_head(stacl_state *s, const stacl_adapter *ad, size_t clips, size_t F, float *out) {
+    stacl_status st = STACL_OK;
+    stacl_ctx *ctx = s->model->ctx;
+    const stacl_vision_config *c = &s->model->cfg;
+    const workspace_plan *w = &s->plan;
+    const size_t W = (size_t)c->width, L = (size_t)stacl_vision_tokens(c), C = (size_t)ad->info.classes;
+    TRY(stacl_op_adapter_mean_cls(ctx, clips, F / clips, L, W, s->ws, w->x, s->ws, w->cls));
+    TRY(stacl_op_layernorm(ctx, clips, W, c->ln_eps, s->ws, w->cls, W, s->ws, w->cls, W, s->model->params,
+                           s->model->off.ln_post_w, s->model->off.ln_post_b));
+    TRY(stacl_linear(ctx, clips, W, C, s->ws, w->cls, ad->params, ad->fc_w, s->ws, w->mlp, 0));
+    TRY(stacl_op_bias_act(ctx, STACL_BIAS_ONLY, clips, C, s->ws, w->mlp, ad->params, ad->fc_b));
+    st = read_back(ctx, s->ws, w->mlp, clips * C, out);
+cleanup:
+    return st;
+}
+
+static stacl_status forward(stacl_state *s, const stacl_adapter *ad, size_t clips, const float *pixels, size_t F,
+                            stacl_output kind, float *out) {
     stacl_status st = STACL_OK;
     stacl_ctx *ctx = s->model->ctx;
     const stacl_vision_config *c = &s->model->cfg;
@@ -164,12 +189,13 @@ static stacl_status forward(stacl_state *s, const float *pixels, size_t F, stacl
     const int64_t tokens_shape[3] = {(int64_t)F, (int64_t)L, (int64_t)W};
     TRY(observe(s, "ln_pre", w->x, tokens_shape, 3));
     for (int l = 0; l < c->layers; l++) {
-        TRY(block_forward(s, &o->blocks[l], F));
+        TRY(block_forward(s, ad, l, clips, F));
         char name[32];
         snprintf(name, sizeof name, "block_%02d", l);
         TRY(observe(s, name, w->x, tokens_shape, 3));
     }
     if (kind == STACL_OUT_TOKENS) return read_back(ctx, ws, w->x, F * L * W, out);
+    if (ad) return adapter_head(s, ad, clips, F, out);
 
     /* ln_post straight from the class token of each frame (row stride L*W). */
     TRY(stacl_op_layernorm(ctx, F, W, c->ln_eps, ws, w->x, L * W, ws, w->cls, W, pm, o->ln_post_w, o->ln_post_b));
@@ -188,9 +214,42 @@ stacl_status stacl_vision_forward(stacl_state *state, const float *pixels, int f
                           state->max_frames);
     stacl_ctx *ctx = state->model->ctx;
     stacl_profile_begin(ctx);
-    stacl_status st = forward(state, pixels, (size_t)frames, kind, out);
+    stacl_status st = forward(state, NULL, 1, pixels, (size_t)frames, kind, out);
     /* Always drain the queue and the events, also after a failure, so that
      * nothing still runs on buffers the caller may free. */
+    stacl_status pst = stacl_profile_collect(ctx, state->times, &state->n_times, &state->last_ms);
+    if (st == STACL_OK) st = pst;
+    if (st == STACL_OK) stacl_clear_error();
+    return st;
+}
+
+size_t stacl_classify_output_size(const stacl_adapter *adapter, int clips, int frames, stacl_output kind) {
+    if (kind == STACL_OUT_TOKENS) return stacl_forward_output_size(adapter->model, clips * frames, kind);
+    return (size_t)clips * (size_t)adapter->info.classes;
+}
+
+stacl_status stacl_classify_forward(stacl_state *state, const stacl_adapter *adapter, const float *pixels,
+                                    int clips, int frames, stacl_output kind, float *out) {
+    if (!state || !adapter || !pixels || !out) return stacl_fail(STACL_ERR_INVALID_ARG, "stacl_classify_forward: NULL argument");
+    if (adapter->model != state->model)
+        return stacl_fail(STACL_ERR_INVALID_ARG, "stacl_classify_forward: the adapter was loaded for another model");
+    if (clips <= 0 || frames <= 0 || (long long)clips * frames > state->max_frames)
+        return stacl_fail(STACL_ERR_INVALID_ARG, "stacl_classify_forward: %d clips of %d frames, the state holds %d frames",
+                          clips, frames, state->max_frames);
+    const stacl_vision_config *c = &state->model->cfg;
+    const size_t F = (size_t)clips * (size_t)frames;
+    if (kind != STACL_OUT_TOKENS) {
+        if (!adapter->info.classes)
+            return stacl_fail(STACL_ERR_MISSING, "stacl_classify_forward: the adapter checkpoint has no classifier head "
+                              "(fc.weight, fc.bias): only tokens can be computed");
+        /* The logits borrow the mlp region [F, L, M]. */
+        if ((size_t)clips * (size_t)adapter->info.classes > F * (size_t)stacl_vision_tokens(c) * (size_t)c->mlp_width)
+            return stacl_fail(STACL_ERR_UNSUPPORTED, "stacl_classify_forward: %d classes do not fit the workspace",
+                              adapter->info.classes);
+    }
+    stacl_ctx *ctx = state->model->ctx;
+    stacl_profile_begin(ctx);
+    stacl_status st = forward(state, adapter, (size_t)clips, pixels, F, kind, out);
     stacl_status pst = stacl_profile_collect(ctx, state->times, &state->n_times, &state->last_ms);
     if (st == STACL_OK) st = pst;
     if (st == STACL_OK) stacl_clear_error();

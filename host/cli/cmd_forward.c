@@ -1,5 +1,6 @@
 /* cmd_forward.c: `stacl forward`: frames in a .npy file through the CLIP
- * vision tower, embeddings (or last-block tokens) out to a .npy file. */
+ * vision tower, embeddings (or last-block tokens) out to a .npy file; with
+ * --adapter, through the ST-Adapter model: classifier logits out. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -7,14 +8,19 @@
 #include "npy.h"
 
 static void usage(void) {
-    printf("usage: stacl forward --model PATH --input X.npy --out Y.npy [--tokens] [--device D]\n"
-           "                     [--warmup N] [--profile] [--quiet]\n\n"
-           "Runs the frozen CLIP vision tower on frames that are already normalized.\n\n"
+    printf("usage: stacl forward --model PATH [--adapter CKPT] --input X.npy --out Y.npy [--tokens]\n"
+           "                     [--device D] [--warmup N] [--profile] [--quiet]\n\n"
+           "Runs the frozen CLIP vision tower on frames that are already normalized, or with\n"
+           "--adapter the ST-Adapter video classifier built on it.\n\n"
            "  --model PATH   folder with model.safetensors (+ config.json for Hugging Face files),\n"
            "                 or a .safetensors file (OpenAI/open_clip or Hugging Face tensor names)\n"
            "  --input X.npy  float32 [T, 3, H, W], or [B, T, 3, H, W] for B clips (H = W = image size)\n"
            "  --out Y.npy    float32 [T, proj_dim] image embeddings, not normalized ([B, T, ...] for B\n"
            "                 clips); [T, width] after ln_post when the model has no projection\n"
+           "  --adapter CKPT ST-Adapter checkpoint (.safetensors, the reference code's tensor names,\n"
+           "                 e.g. transformer.resblocks.N.adapter_pre_mlp.fc1.weight, fc.weight;\n"
+           "                 optional 'visual.' prefix; other tensors ignored): --out is then the\n"
+           "                 logits [classes] per clip ([B, classes] for B clips); see docs/adapters.md\n"
            "  --tokens       write the last block's output [T, tokens, width] (before ln_post) instead\n"
            "  --device D     OpenCL device index or name substring (default: $STACL_DEVICE, else the\n"
            "                 first GPU, else the first device; see 'stacl devices')\n"
@@ -24,14 +30,22 @@ static void usage(void) {
            "  --quiet        print nothing on success\n");
 }
 
-int cli_forward_clips(stacl_model *model, const float *pixels, int clips, int frames, stacl_output kind, float *out,
-                      int warmup, int quiet, int profile) {
+/* One pass over one clip: the frozen tower, or the adapted model. */
+static stacl_status pass(stacl_state *state, const stacl_adapter *ad, const float *pixels, int frames,
+                         stacl_output kind, float *out) {
+    return ad ? stacl_classify_forward(state, ad, pixels, 1, frames, kind, out)
+              : stacl_vision_forward(state, pixels, frames, kind, out);
+}
+
+static int forward_clips(stacl_model *model, const stacl_adapter *ad, const float *pixels, int clips, int frames,
+                         stacl_output kind, float *out, int warmup, int quiet, int profile) {
     stacl_state *state = NULL;
     double *wall = NULL, *dev = NULL;
     int rc = 0;
     const stacl_vision_config *c = stacl_model_vision_config(model);
     const size_t frame_floats = (size_t)3 * c->image_size * c->image_size;
-    const size_t out_per_clip = stacl_forward_output_size(model, frames, kind);
+    const size_t out_per_clip = ad ? stacl_classify_output_size(ad, 1, frames, kind)
+                                   : stacl_forward_output_size(model, frames, kind);
     stacl_status st = stacl_state_create(&state, model, frames);
     if (st != STACL_OK) return cli_fail("forward", st);
     wall = calloc((size_t)clips, sizeof *wall);
@@ -48,15 +62,14 @@ int cli_forward_clips(stacl_model *model, const float *pixels, int clips, int fr
             fflush(stdout);
         }
         double t0 = cli_now_ms();
-        st = stacl_vision_forward(state, pixels, frames, kind, out);
+        st = pass(state, ad, pixels, frames, kind, out);
         if (st != STACL_OK) { rc = cli_fail("forward", st); goto done; }
         if (!quiet) printf("warm-up pass %d: %.1f ms\n", i + 1, cli_now_ms() - t0);
         fflush(stdout);
     }
     for (int b = 0; b < clips; b++) {
         double t0 = cli_now_ms();
-        st = stacl_vision_forward(state, pixels + (size_t)b * frames * frame_floats, frames, kind,
-                                  out + (size_t)b * out_per_clip);
+        st = pass(state, ad, pixels + (size_t)b * frames * frame_floats, frames, kind, out + (size_t)b * out_per_clip);
         if (st != STACL_OK) { rc = cli_fail("forward", st); goto done; }
         wall[b] = cli_now_ms() - t0;
         dev[b] = stacl_state_last_device_ms(state);
@@ -86,13 +99,18 @@ done:
     return rc;
 }
 
+int cli_forward_clips(stacl_model *model, const float *pixels, int clips, int frames, stacl_output kind, float *out,
+                      int warmup, int quiet, int profile) {
+    return forward_clips(model, NULL, pixels, clips, frames, kind, out, warmup, quiet, profile);
+}
+
 int cmd_forward(int argc, char **argv) {
     static const cli_opt opts[] = {{"--model", 1}, {"--input", 1}, {"--out", 1}, {"--tokens", 0}, {"--device", 1},
-                                   {"--warmup", 1}, {"--profile", 0}, {"--quiet", 0}, {"--help", 0}};
+                                   {"--warmup", 1}, {"--profile", 0}, {"--quiet", 0}, {"--help", 0}, {"--adapter", 1}};
     cli_args a = {argc, argv, 1, "forward", 0};
-    const char *model_path = NULL, *input = NULL, *out_path = NULL, *device = NULL, *value;
+    const char *model_path = NULL, *input = NULL, *out_path = NULL, *device = NULL, *adapter_path = NULL, *value;
     int tokens = 0, warmup = 0, profile = 0, quiet = 0, k;
-    while ((k = cli_next(&a, opts, 9, &value)) >= 0) {
+    while ((k = cli_next(&a, opts, 10, &value)) >= 0) {
         switch (k) {
         case 0: model_path = value; break;
         case 1: input = value; break;
@@ -103,6 +121,7 @@ int cmd_forward(int argc, char **argv) {
         case 6: profile = 1; break;
         case 7: quiet = 1; break;
         case 8: usage(); return 0;
+        case 9: adapter_path = value; break;
         }
     }
     if (k == -2) return CLI_EXIT_USAGE;
@@ -113,6 +132,8 @@ int cmd_forward(int argc, char **argv) {
     stacl_npy x = {0};
     stacl_ctx *ctx = NULL;
     stacl_model *model = NULL;
+    stacl_adapter *ad = NULL;
+    stacl_adapter_info ai = {0};
     float *y = NULL;
     int rc = 0;
     stacl_status st = stacl_npy_read_f32(input, &x);
@@ -125,6 +146,16 @@ int cmd_forward(int argc, char **argv) {
     }
     if ((st = stacl_ctx_create(&ctx, device)) != STACL_OK) { rc = cli_fail("forward", st); goto done; }
     if ((st = stacl_model_load(&model, ctx, model_path)) != STACL_OK) { rc = cli_fail("forward", st); goto done; }
+    if (adapter_path) {
+        if ((st = stacl_adapter_load(&ad, model, adapter_path)) != STACL_OK) { rc = cli_fail("forward", st); goto done; }
+        stacl_adapter_get_info(ad, &ai);
+        if (!ai.classes && !tokens) {
+            fprintf(stderr, "stacl forward: error: %s has no classifier head (fc.weight, fc.bias): only --tokens "
+                    "can be written\n", adapter_path);
+            rc = CLI_EXIT_FAILURE;
+            goto done;
+        }
+    }
     const stacl_vision_config *c = stacl_model_vision_config(model);
     const int five = x.ndim == 5;
     const int64_t clips = five ? x.shape[0] : 1, frames = x.shape[five];
@@ -139,7 +170,8 @@ int cmd_forward(int argc, char **argv) {
         goto done;
     }
     stacl_output kind = tokens ? STACL_OUT_TOKENS : STACL_OUT_EMBEDDING;
-    size_t per_clip = stacl_forward_output_size(model, (int)frames, kind);
+    size_t per_clip = ad ? stacl_classify_output_size(ad, 1, (int)frames, kind)
+                         : stacl_forward_output_size(model, (int)frames, kind);
     y = malloc((size_t)clips * per_clip * sizeof *y);
     if (!y) { fprintf(stderr, "stacl forward: error: out of host memory\n"); rc = CLI_EXIT_FAILURE; goto done; }
     if (!quiet) {
@@ -148,19 +180,25 @@ int cmd_forward(int argc, char **argv) {
         printf("model: %s layout, width %d, %d layers, %d heads, patch %d, image %d, %d tokens, %s\n",
                c->layout == STACL_LAYOUT_HF ? "Hugging Face" : "OpenAI", c->width, c->layers, c->heads, c->patch,
                c->image_size, stacl_vision_tokens(c), c->proj_dim ? "projection" : "no projection");
-        if (!c->proj_dim && !tokens)
+        if (ad)
+            printf("adapter: width %d, kernel (%d, %d, %d), %d pre-attention + %d pre-MLP, %d classes\n", ai.width,
+                   ai.kernel[0], ai.kernel[1], ai.kernel[2], ai.n_pre_attn, ai.n_pre_mlp, ai.classes);
+        else if (!c->proj_dim && !tokens)
             printf("note: the model has no projection: writing the ln_post class features [T, %d]\n", c->width);
     }
-    rc = cli_forward_clips(model, x.data, (int)clips, (int)frames, kind, y, warmup, quiet, profile);
+    rc = forward_clips(model, ad, x.data, (int)clips, (int)frames, kind, y, warmup, quiet, profile);
     if (rc) goto done;
     int64_t shape[5];
     int nd = 0;
     if (five) shape[nd++] = clips;
-    shape[nd++] = frames;
-    if (tokens) {
+    if (ad && !tokens) {
+        shape[nd++] = ai.classes; /* one logit row per clip */
+    } else if (tokens) {
+        shape[nd++] = frames;
         shape[nd++] = stacl_vision_tokens(c);
         shape[nd++] = c->width;
     } else {
+        shape[nd++] = frames;
         shape[nd++] = c->proj_dim ? c->proj_dim : c->width;
     }
     if ((st = stacl_npy_write_f32(out_path, y, shape, nd)) != STACL_OK) { rc = cli_fail("forward", st); goto done; }
@@ -171,6 +209,7 @@ int cmd_forward(int argc, char **argv) {
     }
 done:
     free(y);
+    stacl_adapter_free(ad);
     stacl_model_free(model);
     stacl_ctx_free(ctx);
     stacl_npy_release(&x);

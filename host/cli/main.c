@@ -16,7 +16,7 @@ typedef struct command {
 
 static const command commands[] = {
     {"devices", cmd_devices, "list OpenCL platforms and devices"},
-    {"forward", cmd_forward, "run the CLIP vision tower on frames (.npy in, .npy out)"},
+    {"forward", cmd_forward, "run the CLIP vision tower (or, with --adapter, an ST-Adapter classifier) on frames"},
     {"gen-model", cmd_gen_model, "write a random CLIP model in the OpenAI or Hugging Face layout"},
     {"frames", cmd_frames, "decode a video and write one preprocessed clip (.npy for forward)"},
     {"tokenize", cmd_tokenize, "CLIP BPE token ids of texts (77 per text, as clip.tokenize)"},

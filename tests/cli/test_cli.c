@@ -1,6 +1,6 @@
 /* test_cli.c: the stacl command-line tool as a user runs it: help and
  * version, `forward` against the golden outputs (single clip, batch,
- * tokens), and bad input, which must give a clear message on stderr and a
+ * tokens; with --adapter, the ST-Adapter goldens), and bad input, which must give a clear message on stderr and a
  * non-zero exit, never a crash: missing options, unreadable or corrupt
  * model files, missing or mis-shaped tensors, wrong .npy dtype or shape,
  * unwritable output, no OpenCL platform. */
@@ -178,6 +178,52 @@ static void test_forward_golden(void **state) {
     free(out);
     free(err);
     compare_npy(tmp_path("yn.npy"), data("golden/hf_vision_gelu/embed.npy"));
+}
+
+/* forward --adapter: logits and tokens of the ST-Adapter model against the
+ * goldens of tests/reference/make_adapter_golden.py; one clip [T, 3, H, W]
+ * gives logits [classes]. */
+static void test_forward_adapter(void **state) {
+    (void)state;
+    char *out, *err;
+    char ckpt[512]; /* data() reuses its buffers */
+    snprintf(ckpt, sizeof ckpt, "%s", data("adapter/attn_mlp/adapter.safetensors"));
+    int code = run(&out, &err, NULL, "forward", "--model", data("models/hf"), "--adapter", ckpt, "--input",
+                   data("adapter/attn_mlp/input.npy"), "--out", tmp_path("logits.npy"), NULL);
+    if (code != 0) fail_msg("exit %d: %s", code, err);
+    assert_non_null(strstr(out, "2 pre-attention + 2 pre-MLP, 7 classes"));
+    free(out);
+    free(err);
+    compare_npy(tmp_path("logits.npy"), data("adapter/attn_mlp/logits.npy"));
+    code = run(&out, &err, NULL, "forward", "--model", data("models/hf"), "--adapter", ckpt, "--input",
+               data("adapter/attn_mlp/input.npy"), "--out", tmp_path("tokens.npy"), "--tokens", "--quiet", NULL);
+    if (code != 0) fail_msg("exit %d: %s", code, err);
+    free(out);
+    free(err);
+    compare_npy(tmp_path("tokens.npy"), data("adapter/attn_mlp/tokens.npy"));
+
+    /* The first clip alone, as [T, 3, H, W]. */
+    stacl_npy x = {0}, golden = {0}, got = {0};
+    assert_int_equal(stacl_npy_read_f32(data("adapter/attn_mlp/input.npy"), &x), STACL_OK);
+    assert_int_equal(stacl_npy_write_f32(tmp_path("clip.npy"), x.data, x.shape + 1, 4), STACL_OK);
+    code = run(&out, &err, NULL, "forward", "--model", data("models/hf"), "--adapter", ckpt, "--input",
+               tmp_path("clip.npy"), "--out", tmp_path("one.npy"), "--quiet", NULL);
+    if (code != 0) fail_msg("exit %d: %s", code, err);
+    free(out);
+    free(err);
+    assert_int_equal(stacl_npy_read_f32(data("adapter/attn_mlp/logits.npy"), &golden), STACL_OK);
+    assert_int_equal(stacl_npy_read_f32(tmp_path("one.npy"), &got), STACL_OK);
+    assert_int_equal(got.ndim, 1);
+    assert_int_equal(got.shape[0], golden.shape[1]);
+    assert_true(tu_max_abs_diff(got.data, golden.data, (size_t)got.numel) <= 1e-4);
+    stacl_npy_release(&x);
+    stacl_npy_release(&golden);
+    stacl_npy_release(&got);
+
+    /* A checkpoint without adapters (the backbone itself): a clear error. */
+    expect_failure(1, "no adapter tensors", NULL, "forward", "--model", data("models/hf"), "--adapter",
+                   data("models/hf/model.safetensors"), "--input", data("adapter/attn_mlp/input.npy"), "--out",
+                   tmp_path("bad.npy"), NULL);
 }
 
 static void test_gen_model_then_forward(void **state) {
@@ -358,6 +404,7 @@ int main(void) {
         cmocka_unit_test(test_version),
         cmocka_unit_test(test_devices_json),
         cmocka_unit_test(test_forward_golden),
+        cmocka_unit_test(test_forward_adapter),
         cmocka_unit_test(test_gen_model_then_forward),
         cmocka_unit_test(test_usage_errors),
         cmocka_unit_test(test_missing_model),

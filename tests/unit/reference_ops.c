@@ -182,3 +182,75 @@ void ref_gather_rows(size_t n, size_t width, const float *x, const int *rows, fl
     for (size_t r = 0; r < n; r++)
         for (size_t c = 0; c < width; c++) y[r * width + c] = x[(size_t)rows[r] * width + c];
 }
+
+/* ---- ST-Adapter ------------------------------------------------------------ */
+
+void ref_adapter_fc1(size_t frames, size_t patches, size_t width, size_t aw, const float *x, const float *w1,
+                     const float *b1, float *h, float *mag) {
+    for (size_t f = 0; f < frames; f++)
+        for (size_t p = 0; p < patches; p++) {
+            const float *xr = x + (f * (patches + 1) + 1 + p) * width;
+            for (size_t a = 0; a < aw; a++) {
+                double acc = b1[a], m = fabs((double)b1[a]);
+                for (size_t c = 0; c < width; c++) {
+                    acc += (double)xr[c] * w1[a * width + c];
+                    m += fabs((double)xr[c] * w1[a * width + c]);
+                }
+                h[(f * patches + p) * aw + a] = (float)acc;
+                if (mag) mag[(f * patches + p) * aw + a] = (float)m;
+            }
+        }
+}
+
+void ref_adapter_dwconv3d(size_t clips, size_t T, size_t grid, size_t aw, size_t kt, size_t kh, size_t kw,
+                          const float *h, const float *w, const float *b, float *y, float *mag) {
+    const long pt = (long)kt / 2, ph = (long)kh / 2, pw = (long)kw / 2, G = (long)grid;
+    for (size_t n = 0; n < clips; n++)
+        for (long t = 0; t < (long)T; t++)
+            for (long r = 0; r < G; r++)
+                for (long c = 0; c < G; c++)
+                    for (size_t a = 0; a < aw; a++) {
+                        double acc = b[a], m = fabs((double)b[a]);
+                        for (long dt = 0; dt < (long)kt; dt++)
+                            for (long dh = 0; dh < (long)kh; dh++)
+                                for (long dw = 0; dw < (long)kw; dw++) {
+                                    const long tt = t + dt - pt, rr = r + dh - ph, cc = c + dw - pw;
+                                    if (tt < 0 || tt >= (long)T || rr < 0 || rr >= G || cc < 0 || cc >= G) continue;
+                                    const double v = (double)h[((n * T + (size_t)tt) * grid * grid +
+                                                                (size_t)(rr * G + cc)) * aw + a] *
+                                                     w[((a * kt + (size_t)dt) * kh + (size_t)dh) * kw + (size_t)dw];
+                                    acc += v;
+                                    m += fabs(v);
+                                }
+                        const size_t o = ((n * T + (size_t)t) * grid * grid + (size_t)(r * G + c)) * aw + a;
+                        y[o] = (float)acc;
+                        if (mag) mag[o] = (float)m;
+                    }
+}
+
+void ref_adapter_fc2_residual(size_t frames, size_t patches, size_t width, size_t aw, const float *y,
+                              const float *w2, const float *b2, float *x, float *mag) {
+    for (size_t f = 0; f < frames; f++)
+        for (size_t p = 0; p < patches; p++) {
+            float *xr = x + (f * (patches + 1) + 1 + p) * width;
+            const float *yr = y + (f * patches + p) * aw;
+            for (size_t c = 0; c < width; c++) {
+                double acc = b2[c], m = fabs((double)b2[c]) + fabs((double)xr[c]);
+                for (size_t a = 0; a < aw; a++) {
+                    acc += (double)yr[a] * w2[c * aw + a];
+                    m += fabs((double)yr[a] * w2[c * aw + a]);
+                }
+                xr[c] = (float)((double)xr[c] + acc);
+                if (mag) mag[(f * patches + p) * width + c] = (float)m;
+            }
+        }
+}
+
+void ref_adapter_mean_cls(size_t clips, size_t T, size_t tokens, size_t width, const float *x, float *m) {
+    for (size_t n = 0; n < clips; n++)
+        for (size_t c = 0; c < width; c++) {
+            double acc = 0.0;
+            for (size_t t = 0; t < T; t++) acc += x[((n * T + t) * tokens) * width + c];
+            m[n * width + c] = (float)(acc / (double)T);
+        }
+}

@@ -66,6 +66,24 @@ void ref_embed_tokens(size_t n, size_t ctx, size_t width, const int *tokens, con
 /* Row gather. y[r] = x[rows[r]] for r < n; x, y rows of `width` floats. */
 void ref_gather_rows(size_t n, size_t width, const float *x, const int *rows, float *y);
 
+/* ST-Adapter bottleneck (kernels/adapter.cl), on x [F, 1 + P, W] whose row
+ * 0 of each frame is the class token (never read or written). mag, when
+ * not NULL, receives each output's sum of |terms| (for GEMM-like bounds).
+ * fc1: h[f, p, a] = b1[a] + sum_c x[f, 1 + p, c] w1[a, c]; w1 [A, W]. */
+void ref_adapter_fc1(size_t frames, size_t patches, size_t width, size_t aw, const float *x, const float *w1,
+                     const float *b1, float *h, float *mag);
+/* Depthwise Conv3d (PyTorch semantics, groups = channels, zero padding
+ * k / 2, stride 1) over each clip's [T, grid, grid] volume, channels last:
+ * h, y [clips * T, grid * grid, A]; w [A, kt, kh, kw]; b [A]. */
+void ref_adapter_dwconv3d(size_t clips, size_t T, size_t grid, size_t aw, size_t kt, size_t kh, size_t kw,
+                          const float *h, const float *w, const float *b, float *y, float *mag);
+/* x[f, 1 + p, c] += b2[c] + sum_a y[f, p, a] w2[c, a] (in place); w2 [W, A];
+ * mag: [F, P, W]. */
+void ref_adapter_fc2_residual(size_t frames, size_t patches, size_t width, size_t aw, const float *y,
+                              const float *w2, const float *b2, float *x, float *mag);
+/* m[n, c] = mean over t < T of x[n * T + t, 0, c]; x [clips * T, tokens, W]. */
+void ref_adapter_mean_cls(size_t clips, size_t T, size_t tokens, size_t width, const float *x, float *m);
+
 /* Row-major GEMM: c[m, n] = alpha * op(a) op(b) + beta * c.
  * op(a)[i, p] = trans_a ? a[p * lda + i] : a[i * lda + p]   (op(a): [m, k])
  * op(b)[p, j] = trans_b ? b[j * ldb + p] : b[p * ldb + j]   (op(b): [k, n])
