@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "npy.h"
 #include "stacl.h"
 
 extern char **environ;
@@ -193,4 +194,22 @@ void tu_fill_random(float *x, size_t n, uint64_t seed, float scale) {
         s ^= s << 13; s ^= s >> 7; s ^= s << 17;
         x[i] = scale * (float)(((double)(s >> 11) / 9007199254740992.0) * 2.0 - 1.0);
     }
+}
+
+#ifdef STACL_TEST_DATA
+void tu_load_npy(const char *rel, stacl_npy *out) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", STACL_TEST_DATA, rel);
+    if (stacl_npy_read_f32(path, out) != STACL_OK) fail_msg("%s", stacl_last_error());
+}
+#endif
+
+double tu_check_golden(const char *label, const char *name, const float *got, const stacl_npy *golden, size_t n) {
+    assert_int_equal(n, golden->numel);
+    double err = tu_max_abs_diff(got, golden->data, n);
+    double scale = tu_max_abs(golden->data, n);
+    double tol = TU_GOLDEN_REL_TOL * (scale > 1.0 ? scale : 1.0);
+    printf("  %-16s %-20s max abs err %.3e (scale %.3f, tol %.1e)\n", label, name, err, scale, tol);
+    if (!(err <= tol)) fail_msg("%s/%s: max abs error %.3e exceeds %.1e", label, name, err, tol);
+    return err;
 }

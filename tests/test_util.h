@@ -45,4 +45,18 @@ double tu_max_abs(const float *x, size_t n);
 /* Deterministic pseudo-random floats in [-scale, scale]. */
 void tu_fill_random(float *x, size_t n, uint64_t seed, float scale);
 
+/* ---- golden comparisons (tests/golden/, tests/cli/) ----
+ * Tolerance for stacl (float32) against the float64 PyTorch goldens:
+ * max |got - golden| <= TU_GOLDEN_REL_TOL * max(1, max |golden|); the
+ * reasoning is in tests/golden/test_golden.c. */
+#define TU_GOLDEN_REL_TOL 1e-4
+struct stacl_npy;
+/* Reads STACL_TEST_DATA/<rel> (float32 .npy) or fails the test. */
+void tu_load_npy(const char *rel, struct stacl_npy *out);
+/* Checks got[0..n) against golden (n must be its size) with the golden
+ * tolerance; prints "label name: error, scale, tolerance"; fails the test
+ * when it is exceeded (NaN always fails). Returns the max abs error. */
+double tu_check_golden(const char *label, const char *name, const float *got, const struct stacl_npy *golden,
+                       size_t n);
+
 #endif

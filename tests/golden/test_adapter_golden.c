@@ -22,7 +22,6 @@
 #include "stacl.h"
 #include "test_util.h"
 
-#define REL_TOL 1e-4
 
 static stacl_ctx *ctx;
 static stacl_model *model;
@@ -46,18 +45,13 @@ static int teardown(void **state) {
 }
 
 static void load_npy(const char *name_case, const char *file, stacl_npy *out) {
-    char path[512];
-    snprintf(path, sizeof path, "%s/adapter/%s/%s.npy", STACL_TEST_DATA, name_case, file);
-    if (stacl_npy_read_f32(path, out) != STACL_OK) fail_msg("%s", stacl_last_error());
+    char rel[256];
+    snprintf(rel, sizeof rel, "adapter/%s/%s.npy", name_case, file);
+    tu_load_npy(rel, out);
 }
 
 static void compare(const char *name_case, const char *what, const float *got, const stacl_npy *golden, size_t n) {
-    assert_int_equal(n, golden->numel);
-    double err = tu_max_abs_diff(got, golden->data, n);
-    double scale = tu_max_abs(golden->data, n);
-    double tol = REL_TOL * (scale > 1.0 ? scale : 1.0);
-    printf("  %-10s %-16s max abs err %.3e (scale %.3f, tol %.1e)\n", name_case, what, err, scale, tol);
-    if (!(err <= tol)) fail_msg("%s/%s: max abs error %.3e exceeds %.1e", name_case, what, err, tol);
+    tu_check_golden(name_case, what, got, golden, n);
 }
 
 static void run_case(const char *name_case, int n_attn, int n_mlp, int kt, int kh, int kw, int classes) {

@@ -5,7 +5,8 @@
  * F16 storage, fused and separate q/k/v, head_dim 64/32/16, QuickGELU and
  * exact GELU, with and without projection.
  *
- * Tolerance: max |stacl - golden| <= 1e-4 * max(1, max |golden|). The
+ * Tolerance (TU_GOLDEN_REL_TOL in test_util.h): max |stacl - golden| <=
+ * 1e-4 * max(1, max |golden|). The
  * golden values are float64; stacl computes in float32 with reductions in a
  * different order, so errors of ~1e-6 relative are expected (measured: about
  * 2e-6 absolute on values of scale 5); 1e-4 leaves room for other devices'
@@ -26,7 +27,6 @@
 #include "stacl.h"
 #include "test_util.h"
 
-#define REL_TOL 1e-4
 
 static stacl_ctx *ctx;
 
@@ -44,20 +44,13 @@ static int teardown(void **state) {
 }
 
 static void load_golden(const char *model, const char *name, stacl_npy *out) {
-    char path[512];
-    snprintf(path, sizeof path, "%s/golden/%s/%s.npy", STACL_TEST_DATA, model, name);
-    stacl_status st = stacl_npy_read_f32(path, out);
-    if (st != STACL_OK) fail_msg("%s", stacl_last_error());
+    char rel[256];
+    snprintf(rel, sizeof rel, "golden/%s/%s.npy", model, name);
+    tu_load_npy(rel, out);
 }
 
-/* Compares n values with the golden array; prints the error. */
 static void compare(const char *model, const char *name, const float *got, const stacl_npy *golden, size_t n) {
-    assert_int_equal(n, golden->numel);
-    double err = tu_max_abs_diff(got, golden->data, n);
-    double scale = tu_max_abs(golden->data, n);
-    double tol = REL_TOL * (scale > 1.0 ? scale : 1.0);
-    printf("  %-16s %-12s max abs err %.3e (scale %.3f, tol %.1e)\n", model, name, err, scale, tol);
-    if (!(err <= tol)) fail_msg("%s/%s: max abs error %.3e exceeds %.1e", model, name, err, tol);
+    tu_check_golden(model, name, got, golden, n);
 }
 
 typedef struct observed {

@@ -25,7 +25,6 @@
 #include "stacl.h"
 #include "test_util.h"
 
-#define REL_TOL 1e-4
 
 static stacl_ctx *ctx;
 
@@ -41,20 +40,13 @@ static int teardown(void **state) {
 }
 
 static void load_golden(const char *model, const char *name, stacl_npy *out) {
-    char path[512];
-    snprintf(path, sizeof path, "%s/golden/%s/%s.npy", STACL_TEST_DATA, model, name);
-    if (stacl_npy_read_f32(path, out) != STACL_OK) fail_msg("%s", stacl_last_error());
+    char rel[256];
+    snprintf(rel, sizeof rel, "golden/%s/%s.npy", model, name);
+    tu_load_npy(rel, out);
 }
 
 static double compare(const char *model, const char *name, const float *got, const stacl_npy *golden, size_t n) {
-    assert_int_equal(n, golden->numel);
-    double err = tu_max_abs_diff(got, golden->data, n);
-    double scale = tu_max_abs(golden->data, n);
-    double tol = REL_TOL * (scale > 1.0 ? scale : 1.0);
-    printf("  %-12s %-16s max abs err %.3e (scale %.3f, rel %.1e, tol %.1e)\n", model, name, err, scale,
-           err / (scale > 0 ? scale : 1), tol);
-    if (!(err <= tol)) fail_msg("%s/%s: max abs error %.3e exceeds %.1e", model, name, err, tol);
-    return err;
+    return tu_check_golden(model, name, got, golden, n);
 }
 
 typedef struct observed {
