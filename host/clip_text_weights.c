@@ -192,15 +192,8 @@ stacl_status stacl_clip_read_text(const char *file, const char *dir, int *presen
     if (layout == STACL_LAYOUT_HF) {
         snprintf(config_path, sizeof config_path, "%s/config.json", dir);
         TRY(apply_hf_config(config_path, cfg));
-    } else {
-        /* OpenAI's convention: 64-wide heads (transformer_width // 64). */
-        if (cfg->width % 64 != 0)
-            FAIL(STACL_ERR_SHAPE, "%s: text width %d is not a multiple of 64, so the OpenAI layout's head count "
-                 "(width/64) is undefined", file, cfg->width);
-        cfg->heads = cfg->width / 64;
     }
-    if (cfg->heads <= 0 || cfg->width % cfg->heads != 0)
-        FAIL(STACL_ERR_SHAPE, "%s: text width %d is not divisible by %d heads", file, cfg->width, cfg->heads);
+    TRY(stacl_clip_heads(file, "text ", layout, cfg->width, &cfg->heads));
     TRY(stacl_text_plan(cfg, off));
     p = malloc(off->total * sizeof *p);
     if (!p) FAIL(STACL_ERR_OUT_OF_MEMORY, "out of host memory: %zu floats for the text tower of %s", off->total, file);

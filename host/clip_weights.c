@@ -319,6 +319,19 @@ cleanup:
     return st;
 }
 
+stacl_status stacl_clip_heads(const char *file, const char *tower, stacl_layout layout, int width, int *heads) {
+    if (layout == STACL_LAYOUT_OPENAI) {
+        /* OpenAI's files carry no head count: its convention is 64-wide heads. */
+        if (width % 64 != 0)
+            return stacl_fail(STACL_ERR_SHAPE, "%s: %swidth %d is not a multiple of 64, so the OpenAI layout's head "
+                              "count (width/64) is undefined", file, tower, width);
+        *heads = width / 64;
+    }
+    if (*heads <= 0 || width % *heads != 0)
+        return stacl_fail(STACL_ERR_SHAPE, "%s: %swidth %d is not divisible by %d heads", file, tower, width, *heads);
+    return STACL_OK;
+}
+
 /* ---- entry point ----------------------------------------------------------- */
 
 static int is_dir(const char *path) {
@@ -359,15 +372,8 @@ stacl_status stacl_clip_read_vision(const char *path, stacl_vision_config *cfg, 
     if (layout == STACL_LAYOUT_HF) {
         snprintf(config_path, sizeof config_path, "%s/config.json", dir);
         TRY(apply_hf_config(config_path, cfg));
-    } else {
-        /* OpenAI's convention: 64-wide heads. */
-        if (cfg->width % 64 != 0)
-            FAIL(STACL_ERR_SHAPE, "%s: width %d is not a multiple of 64, so the OpenAI layout's head count (width/64) "
-                 "is undefined", file, cfg->width);
-        cfg->heads = cfg->width / 64;
     }
-    if (cfg->heads <= 0 || cfg->width % cfg->heads != 0)
-        FAIL(STACL_ERR_SHAPE, "%s: width %d is not divisible by %d heads", file, cfg->width, cfg->heads);
+    TRY(stacl_clip_heads(file, "", layout, cfg->width, &cfg->heads));
     TRY(stacl_vision_plan(cfg, off));
     p = malloc(off->total * sizeof *p);
     if (!p) FAIL(STACL_ERR_OUT_OF_MEMORY, "out of host memory: %zu floats for %s", off->total, file);

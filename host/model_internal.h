@@ -76,6 +76,9 @@ stacl_status stacl_clip_load(const struct stacl_st_file *f, const char *name, in
  * layout, e.g. "visual.transformer.resblocks"). */
 stacl_status stacl_clip_read_block(const struct stacl_st_file *f, stacl_layout layout, const char *prefix, int l,
                                    int64_t w, int64_t m, const vision_block_offsets *b, float *p);
+/* Sets (OpenAI layout: width/64) and checks the head count of a tower;
+ * tower is "" or "text " for messages. */
+stacl_status stacl_clip_heads(const char *file, const char *tower, stacl_layout layout, int width, int *heads);
 /* Reads [rows, cols] into dst as [cols, rows]. */
 stacl_status stacl_clip_load_transposed(const struct stacl_st_file *f, const char *name, int64_t rows, int64_t cols,
                                         float *dst);
