@@ -71,6 +71,13 @@ typedef struct cli_texts {
 /* Loads the vocabulary: vocab if given, else the model folder's, else the
  * one installed with stacl. Returns an exit code (message printed). */
 int cli_load_tokenizer(const char *command, const char *vocab, const char *model, stacl_tokenizer **out);
+/* The same, also giving the vocabulary path it chose (a cache key). */
+int cli_load_tokenizer_at(const char *command, const char *vocab, const char *model, stacl_tokenizer **out,
+                          char *path, size_t cap);
+/* Opens the device and a CLIP model whose image and text embeddings share a
+ * space (it must have a visual projection), for zeroshot and eval. */
+int cli_open_joint_model(const char *command, const char *device, const char *model_path, stacl_ctx **ctx,
+                         stacl_model **model);
 int cli_texts_add(cli_texts *t, const char *text, size_t len); /* 0: out of memory */
 /* Appends every line of a UTF-8 file (one text per line). Returns an exit code. */
 int cli_texts_read_file(const char *command, const char *path, cli_texts *t);

@@ -6,16 +6,34 @@
 
 #include "cli.h"
 
-int cli_load_tokenizer(const char *command, const char *vocab, const char *model, stacl_tokenizer **out) {
-    char path[4096];
+int cli_load_tokenizer_at(const char *command, const char *vocab, const char *model, stacl_tokenizer **out,
+                          char *path, size_t cap) {
     stacl_status st;
     if (vocab) {
-        snprintf(path, sizeof path, "%s", vocab);
-    } else if ((st = stacl_tokenizer_default_vocab(model, path, sizeof path)) != STACL_OK) {
+        snprintf(path, cap, "%s", vocab);
+    } else if ((st = stacl_tokenizer_default_vocab(model, path, cap)) != STACL_OK) {
         return cli_fail(command, st);
     }
     st = stacl_tokenizer_load(out, path);
     return st == STACL_OK ? 0 : cli_fail(command, st);
+}
+
+int cli_load_tokenizer(const char *command, const char *vocab, const char *model, stacl_tokenizer **out) {
+    char path[4096];
+    return cli_load_tokenizer_at(command, vocab, model, out, path, sizeof path);
+}
+
+int cli_open_joint_model(const char *command, const char *device, const char *model_path, stacl_ctx **ctx,
+                         stacl_model **model) {
+    stacl_status st;
+    if ((st = stacl_ctx_create(ctx, device)) != STACL_OK || (st = stacl_model_load(model, *ctx, model_path)) != STACL_OK)
+        return cli_fail(command, st);
+    if (!stacl_model_vision_config(*model)->proj_dim) {
+        fprintf(stderr, "stacl %s: error: the model has no visual projection, so image and text embeddings "
+                "do not share a space\n", command);
+        return CLI_EXIT_FAILURE;
+    }
+    return 0;
 }
 
 void cli_texts_free(cli_texts *t) {

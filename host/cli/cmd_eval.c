@@ -100,22 +100,9 @@ int cmd_eval(int argc, char **argv) {
     }
     for (int r = 0; r < stacl_dataset_num_rejected(ds); r++)
         fprintf(stderr, "stacl eval: warning: skipped %s\n", stacl_dataset_rejected(ds, r));
-    if (vocab) snprintf(vocab_path, sizeof vocab_path, "%s", vocab);
-    else if ((st = stacl_tokenizer_default_vocab(model_path, vocab_path, sizeof vocab_path)) != STACL_OK) {
-        rc = cli_fail("eval", st);
-        goto done;
-    }
-    if ((rc = cli_load_tokenizer("eval", vocab_path, NULL, &tok)) != 0) goto done;
-    if ((st = stacl_ctx_create(&ctx, device)) != STACL_OK || (st = stacl_model_load(&model, ctx, model_path)) != STACL_OK) {
-        rc = cli_fail("eval", st);
-        goto done;
-    }
+    if ((rc = cli_load_tokenizer_at("eval", vocab, model_path, &tok, vocab_path, sizeof vocab_path)) != 0) goto done;
+    if ((rc = cli_open_joint_model("eval", device, model_path, &ctx, &model)) != 0) goto done;
     const stacl_vision_config *vc = stacl_model_vision_config(model);
-    if (!vc->proj_dim) {
-        fprintf(stderr, "stacl eval: error: the model has no visual projection\n");
-        rc = CLI_EXIT_FAILURE;
-        goto done;
-    }
     int dim = 0, cached = 0;
     st = stacl_zs_class_embeddings(model, tok, &classes, &templates, descriptions, vocab_path,
                                    !no_cache && stacl_zs_cache_dir(cache_dir, sizeof cache_dir) ? cache_dir : NULL,
