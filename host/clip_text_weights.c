@@ -104,44 +104,13 @@ static stacl_status config_from_shapes(const stacl_st_file *f, stacl_layout layo
     return STACL_OK;
 }
 
-static int json_int(const cJSON *obj, const char *key, int *out) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (!cJSON_IsNumber(v)) return 0;
-    *out = (int)v->valuedouble;
-    return 1;
-}
-
 /* Heads, activation and eps from config.json; sizes must agree. */
 static stacl_status apply_hf_config(const char *config_path, stacl_text_config *cfg) {
-    stacl_status st = STACL_OK;
-    cJSON *root = NULL;
-    TRY(stacl_json_read_file(config_path, &root));
-    const cJSON *tc = cJSON_GetObjectItemCaseSensitive(root, "text_config");
-    if (!cJSON_IsObject(tc)) tc = cJSON_GetObjectItemCaseSensitive(root, "text_config_dict");
-    if (!cJSON_IsObject(tc)) tc = root; /* CLIPTextModel: a flat CLIPTextConfig */
-    if (!json_int(tc, "num_attention_heads", &cfg->heads))
-        FAIL(STACL_ERR_MISSING, "%s: no text num_attention_heads (text_config)", config_path);
-    const struct { const char *key; int value; } checks[] = {
+    const stacl_hf_size sizes[] = {
         {"hidden_size", cfg->width}, {"intermediate_size", cfg->mlp_width}, {"num_hidden_layers", cfg->layers},
         {"max_position_embeddings", cfg->context_length}, {"vocab_size", cfg->vocab_size}};
-    for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++) {
-        int v;
-        if (json_int(tc, checks[i].key, &v) && v != checks[i].value)
-            FAIL(STACL_ERR_SHAPE, "%s: text %s is %d but the weights imply %d", config_path, checks[i].key, v,
-                 checks[i].value);
-    }
-    const cJSON *eps = cJSON_GetObjectItemCaseSensitive(tc, "layer_norm_eps");
-    if (cJSON_IsNumber(eps)) cfg->ln_eps = (float)eps->valuedouble;
-    const cJSON *act = cJSON_GetObjectItemCaseSensitive(tc, "hidden_act");
-    if (cJSON_IsString(act)) {
-        if (strcmp(act->valuestring, "quick_gelu") == 0) cfg->act = STACL_ACT_QUICK_GELU;
-        else if (strcmp(act->valuestring, "gelu") == 0) cfg->act = STACL_ACT_GELU;
-        else FAIL(STACL_ERR_UNSUPPORTED, "%s: text hidden_act '%s' is not supported (quick_gelu, gelu)", config_path,
-                  act->valuestring);
-    }
-cleanup:
-    cJSON_Delete(root);
-    return st;
+    return stacl_hf_tower_config(config_path, "text_config", "text", sizes, (int)(sizeof sizes / sizeof sizes[0]),
+                                 &cfg->heads, &cfg->ln_eps, &cfg->act);
 }
 
 static stacl_status read_openai(const stacl_st_file *f, const stacl_text_config *c, const text_offsets *o, float *p) {

@@ -197,40 +197,51 @@ cleanup:
     return st;
 }
 
-/* Applies a Hugging Face config.json: heads, activation and eps come from
- * it; sizes that shapes already fixed must agree with it. */
-static stacl_status apply_hf_config(const char *config_path, stacl_vision_config *cfg) {
+stacl_status stacl_hf_tower_config(const char *config_path, const char *section, const char *label,
+                                   const stacl_hf_size *sizes, int n_sizes, int *heads, float *ln_eps,
+                                   stacl_activation *act) {
     stacl_status st = STACL_OK;
     cJSON *root = NULL;
+    char key[64];
     TRY(stacl_json_read_file(config_path, &root));
-    /* CLIPModel keeps the vision fields in vision_config (older files:
-     * vision_config_dict); CLIPVisionModel has them at the top level. */
-    const cJSON *vc = cJSON_GetObjectItemCaseSensitive(root, "vision_config");
-    if (!cJSON_IsObject(vc)) vc = cJSON_GetObjectItemCaseSensitive(root, "vision_config_dict");
-    if (!cJSON_IsObject(vc)) vc = root;
-    if (!json_int(vc, "num_attention_heads", &cfg->heads))
-        FAIL(STACL_ERR_MISSING, "%s: no vision num_attention_heads", config_path);
-    const struct { const char *key; int value; } checks[] = {
-        {"hidden_size", cfg->width}, {"intermediate_size", cfg->mlp_width}, {"num_hidden_layers", cfg->layers},
-        {"patch_size", cfg->patch}, {"image_size", cfg->image_size}};
-    for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++) {
+    /* CLIPModel keeps each tower's fields in "<tower>_config" (older files:
+     * "<tower>_config_dict"); CLIPVisionModel / CLIPTextModel have them at
+     * the top level. */
+    snprintf(key, sizeof key, "%s", section);
+    const cJSON *tc = cJSON_GetObjectItemCaseSensitive(root, key);
+    snprintf(key, sizeof key, "%s_dict", section);
+    if (!cJSON_IsObject(tc)) tc = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (!cJSON_IsObject(tc)) tc = root;
+    if (!json_int(tc, "num_attention_heads", heads))
+        FAIL(STACL_ERR_MISSING, "%s: no %s num_attention_heads (%s)", config_path, label, section);
+    for (int i = 0; i < n_sizes; i++) {
         int v;
-        if (json_int(vc, checks[i].key, &v) && v != checks[i].value)
-            FAIL(STACL_ERR_SHAPE, "%s: vision %s is %d but the weights imply %d", config_path, checks[i].key, v,
-                 checks[i].value);
+        if (json_int(tc, sizes[i].key, &v) && v != sizes[i].value)
+            FAIL(STACL_ERR_SHAPE, "%s: %s %s is %d but the weights imply %d", config_path, label, sizes[i].key, v,
+                 sizes[i].value);
     }
-    const cJSON *eps = cJSON_GetObjectItemCaseSensitive(vc, "layer_norm_eps");
-    if (cJSON_IsNumber(eps)) cfg->ln_eps = (float)eps->valuedouble;
-    const cJSON *act = cJSON_GetObjectItemCaseSensitive(vc, "hidden_act");
-    if (cJSON_IsString(act)) {
-        if (strcmp(act->valuestring, "quick_gelu") == 0) cfg->act = STACL_ACT_QUICK_GELU;
-        else if (strcmp(act->valuestring, "gelu") == 0) cfg->act = STACL_ACT_GELU;
-        else FAIL(STACL_ERR_UNSUPPORTED, "%s: hidden_act '%s' is not supported (quick_gelu, gelu)", config_path,
-                  act->valuestring);
+    const cJSON *eps = cJSON_GetObjectItemCaseSensitive(tc, "layer_norm_eps");
+    if (cJSON_IsNumber(eps)) *ln_eps = (float)eps->valuedouble;
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(tc, "hidden_act");
+    if (cJSON_IsString(name)) {
+        if (strcmp(name->valuestring, "quick_gelu") == 0) *act = STACL_ACT_QUICK_GELU;
+        else if (strcmp(name->valuestring, "gelu") == 0) *act = STACL_ACT_GELU;
+        else FAIL(STACL_ERR_UNSUPPORTED, "%s: %s hidden_act '%s' is not supported (quick_gelu, gelu)", config_path,
+                  label, name->valuestring);
     }
 cleanup:
     cJSON_Delete(root);
     return st;
+}
+
+/* Heads, activation and eps come from config.json; the sizes that the
+ * shapes already fixed must agree with it. */
+static stacl_status apply_hf_config(const char *config_path, stacl_vision_config *cfg) {
+    const stacl_hf_size sizes[] = {
+        {"hidden_size", cfg->width}, {"intermediate_size", cfg->mlp_width}, {"num_hidden_layers", cfg->layers},
+        {"patch_size", cfg->patch}, {"image_size", cfg->image_size}};
+    return stacl_hf_tower_config(config_path, "vision_config", "vision", sizes, (int)(sizeof sizes / sizeof sizes[0]),
+                                 &cfg->heads, &cfg->ln_eps, &cfg->act);
 }
 
 /* ---- per-layout weight reading ------------------------------------------- */

@@ -76,6 +76,18 @@ stacl_status stacl_clip_load(const struct stacl_st_file *f, const char *name, in
  * layout, e.g. "visual.transformer.resblocks"). */
 stacl_status stacl_clip_read_block(const struct stacl_st_file *f, stacl_layout layout, const char *prefix, int l,
                                    int64_t w, int64_t m, const vision_block_offsets *b, float *p);
+/* Reads one tower's part of a Hugging Face config.json: section
+ * ("vision_config", also "<section>_dict", else the top level), the head
+ * count (required), layer_norm_eps and hidden_act (quick_gelu or gelu), and
+ * checks that the sizes given there agree with the tensors'. label
+ * ("vision", "text") names the tower in messages. */
+typedef struct stacl_hf_size {
+    const char *key;
+    int value;
+} stacl_hf_size;
+stacl_status stacl_hf_tower_config(const char *config_path, const char *section, const char *label,
+                                   const stacl_hf_size *sizes, int n_sizes, int *heads, float *ln_eps,
+                                   stacl_activation *act);
 /* Sets (OpenAI layout: width/64) and checks the head count of a tower;
  * tower is "" or "text " for messages. */
 stacl_status stacl_clip_heads(const char *file, const char *tower, stacl_layout layout, int width, int *heads);
