@@ -23,6 +23,37 @@ struct stacl_adapter {
     cl_mem params;                    /* never the frozen model's buffer */
 };
 
+/* One tensor of the adapter as the reference code names and shapes it,
+ * and where it lives in the adapter's buffer. */
+typedef struct adapter_tensor {
+    char name[96];
+    size_t off;        /* element offset in params */
+    int ndim;
+    int64_t shape[5];  /* the file's shape */
+    int transposed;    /* the buffer holds the 2-D file tensor transposed */
+    int decay;         /* a weight (weight decay applies), not a bias */
+} adapter_tensor;
+
+/* Every tensor of the adapter, adapters by block then the head; *out is
+ * malloc'd (free()). Returns the count, or -1 when out of memory. */
+int stacl_adapter_tensors(const stacl_adapter *ad, adapter_tensor **out);
+/* Writes host arrays laid out as the adapter's buffer (params, a
+ * gradient, optimizer moments) to one safetensors file (atomically) with
+ * the reference names, array a's names prefixed with prefixes[a]. */
+stacl_status stacl_adapter_write_host(const stacl_adapter *ad, int n_arrays, const float *const *arrays,
+                                      const char *const *prefixes, const char *path, const char *const *meta_keys,
+                                      const char *const *meta_values, int n_meta);
+/* Reads the tensors `prefix` + name of an open file into a host array
+ * laid out as the adapter's buffer (shapes checked). */
+struct stacl_st_file;
+stacl_status stacl_adapter_read_host(const stacl_adapter *ad, const struct stacl_st_file *f, const char *prefix,
+                                     float *host);
+/* Host <-> device copies of the whole parameter buffer (blocking). */
+stacl_status stacl_adapter_download(const stacl_adapter *ad, float *host);
+stacl_status stacl_adapter_upload(stacl_adapter *ad, const float *host);
+/* The first block with an adapter (layers when there is none). */
+int stacl_adapter_first_layer(const stacl_adapter *ad);
+
 /* What the block hook needs to run the adapters of one block on the
  * workspace: the residual stream x [clips * T, 1 + P, W] and two free
  * regions for the bottleneck activations. */
@@ -33,6 +64,11 @@ typedef struct adapter_call {
     size_t x, h, y;
     size_t clips, T;
 } adapter_call;
+
+/* Runs one adapter on the residual stream x [clips * T, 1 + P, W] of ws,
+ * its bottleneck activations written to h (fc1) and y (conv), [F, P, A]. */
+stacl_status stacl_adapter_run_site(const stacl_adapter *ad, const adapter_site *s, cl_mem ws, size_t x, size_t h,
+                                    size_t y, size_t clips, size_t T);
 
 /* stacl_block_hook: runs the adapter of call->layer at `site`, if any. */
 stacl_status stacl_adapter_hook(void *call, stacl_block_site site);

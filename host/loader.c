@@ -187,6 +187,9 @@ stacl_status stacl_loader_create(stacl_loader **out, const stacl_dataset *ds, co
             l->order[j] = t;
         }
     }
+    if (c->start < 0 || c->start > l->n)
+        FAIL(STACL_ERR_INVALID_ARG, "loader start position %d is outside the epoch's %d samples", c->start, l->n);
+    l->next_claim = l->released = l->handed = c->start;
     const int views = c->train ? 1 : stacl_clip_num_views(&c->clip);
     l->pixels_per_sample = (size_t)views * c->clip.num_frames * 3 * c->size * c->size;
     l->slots = calloc((size_t)c->prefetch, sizeof *l->slots);

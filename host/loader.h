@@ -23,6 +23,7 @@ typedef struct stacl_loader_config {
     int train;           /* random clips + augmentation, shuffled order */
     uint64_t seed;
     int epoch;
+    int start;           /* first position of the epoch's order to deliver (resuming mid-epoch) */
     stacl_clip_spec clip;/* eval: every view (temporal x spatial) of each sample */
     int size;            /* crop side (224) */
     int short_side;      /* eval resize (0 = size) */

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "launch.h"
 #include "ops.h"
 
 /* ---- profiling ---------------------------------------------------------- */
@@ -102,60 +103,6 @@ stacl_status stacl_profile_collect(stacl_ctx *ctx, stacl_op_time *entries, int *
     release_records(ctx);
     if (count) *count = n;
     if (total_ms) *total_ms = total;
-    return STACL_OK;
-}
-
-/* ---- launch helpers ------------------------------------------------------ */
-
-/* Kernels take 32-bit offsets and sizes (cheaper index math on GPUs): refuse
- * anything larger rather than wrap. */
-static stacl_status check_u32(const char *op, size_t value) {
-    if (value > 0xffffffffu)
-        return stacl_fail(STACL_ERR_UNSUPPORTED, "%s: index %zu exceeds the 32-bit range of stacl's kernels", op, value);
-    return STACL_OK;
-}
-
-typedef struct arg_list {
-    cl_kernel kernel;
-    cl_uint next;
-    cl_int err;
-} arg_list;
-
-static void arg_mem(arg_list *a, cl_mem m) {
-    if (a->err == CL_SUCCESS) a->err = clSetKernelArg(a->kernel, a->next, sizeof m, &m);
-    a->next++;
-}
-static void arg_u32(arg_list *a, size_t v) {
-    cl_uint u = (cl_uint)v;
-    if (a->err == CL_SUCCESS) a->err = clSetKernelArg(a->kernel, a->next, sizeof u, &u);
-    a->next++;
-}
-static void arg_f32(arg_list *a, float v) {
-    if (a->err == CL_SUCCESS) a->err = clSetKernelArg(a->kernel, a->next, sizeof v, &v);
-    a->next++;
-}
-static void arg_local(arg_list *a, size_t bytes) {
-    if (a->err == CL_SUCCESS) a->err = clSetKernelArg(a->kernel, a->next, bytes, NULL);
-    a->next++;
-}
-
-static arg_list args_for(stacl_ctx *ctx, stacl_kernel_id id) { return (arg_list){ctx->kernels[id], 0, CL_SUCCESS}; }
-
-/* 1-D launch of `global` work-items in groups of `local` (0: let the driver
- * choose, for element-wise kernels). */
-static stacl_status launch(stacl_ctx *ctx, const char *op, arg_list *a, size_t global, size_t local) {
-    if (a->err != CL_SUCCESS) {
-        stacl_status st = stacl_cl_fail(ctx, a->err, "clSetKernelArg");
-        return stacl_fail_context(st, "%s (argument %u)", op, a->next);
-    }
-    if (global == 0) return STACL_OK;
-    cl_event *ev = stacl_profile_slot(ctx, op);
-    cl_int err = clEnqueueNDRangeKernel(ctx->queue, a->kernel, 1, NULL, &global, local ? &local : NULL, 0, NULL, ev);
-    if (err != CL_SUCCESS) {
-        stacl_profile_drop(ctx, ev);
-        stacl_status st = stacl_cl_fail(ctx, err, "clEnqueueNDRangeKernel");
-        return stacl_fail_context(st, "%s", op);
-    }
     return STACL_OK;
 }
 

@@ -31,6 +31,18 @@ static const char *const kernel_names[K_COUNT] = {
     [K_ADAPTER_DWCONV3D] = "adapter_dwconv3d",
     [K_ADAPTER_FC2_RESIDUAL] = "adapter_fc2_residual",
     [K_ADAPTER_MEAN_CLS] = "adapter_mean_cls",
+    [K_BIAS_ACT_KEEP] = "bias_act_keep",
+    [K_ACT_BACKWARD] = "act_backward",
+    [K_LAYERNORM_BACKWARD] = "layernorm_backward_rows",
+    [K_SOFTMAX_BACKWARD] = "softmax_backward_rows",
+    [K_SPLIT_MERGED] = "split_merged",
+    [K_JOIN_HEADS] = "join_heads",
+    [K_ADAPTER_FC2_BACKWARD_INPUT] = "adapter_fc2_backward_input",
+    [K_ADAPTER_FC2_BACKWARD_PARAMS] = "adapter_fc2_backward_params",
+    [K_ADAPTER_DWCONV3D_BACKWARD_INPUT] = "adapter_dwconv3d_backward_input",
+    [K_ADAPTER_DWCONV3D_BACKWARD_PARAMS] = "adapter_dwconv3d_backward_params",
+    [K_ADAPTER_FC1_BACKWARD_INPUT] = "adapter_fc1_backward_input",
+    [K_ADAPTER_FC1_BACKWARD_PARAMS] = "adapter_fc1_backward_params",
 };
 
 static const char build_options[] = "-cl-std=CL1.2";
@@ -173,13 +185,13 @@ stacl_status stacl_program_build(stacl_ctx *ctx) {
         }
     }
     /* Row reductions use one work-group per row: the largest power of two the
-     * device and both reduction kernels allow, whose local scratch fits the
+     * device and every reduction kernel allows, whose local scratch fits the
      * device's local memory, at most 256 on GPUs and 16 on CPUs, where each
      * work-item is a loop iteration and barriers cost (measured on PoCL, small
      * preset: layernorm 31 ms at 256 vs 3.3 ms at 16, softmax 54 vs 16.5). */
     size_t wg = ctx->info.max_work_group_size ? ctx->info.max_work_group_size : 1;
-    const stacl_kernel_id reducers[] = {K_LAYERNORM, K_SOFTMAX_ROWS};
-    for (size_t i = 0; i < 2; i++) {
+    const stacl_kernel_id reducers[] = {K_LAYERNORM, K_SOFTMAX_ROWS, K_LAYERNORM_BACKWARD, K_SOFTMAX_BACKWARD};
+    for (size_t i = 0; i < sizeof reducers / sizeof reducers[0]; i++) {
         size_t kwg = 0;
         if (clGetKernelWorkGroupInfo(ctx->kernels[reducers[i]], ctx->device, CL_KERNEL_WORK_GROUP_SIZE,
                                      sizeof kwg, &kwg, NULL) == CL_SUCCESS && kwg > 0 && kwg < wg)

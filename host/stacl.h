@@ -170,6 +170,79 @@ size_t stacl_classify_output_size(const stacl_adapter *adapter, int clips, int f
 stacl_status stacl_classify_forward(stacl_state *state, const stacl_adapter *adapter, const float *pixels,
                                     int clips, int frames, stacl_output kind, float *out);
 
+/* ---- ST-Adapter training (see docs/training.md) ------------------------- */
+
+/* A new adapter set for training, initialized as the reference code does:
+ * fc1/fc2 weights as nn.Linear's default (uniform in +-1/sqrt(fan_in)),
+ * their biases, the conv weight and bias zero (every adapter starts as the
+ * identity); head fc.weight normal(0, 0.02), fc.bias 0. Adapters go in the
+ * last `layers` blocks, before attention and/or before the MLP; layers = 0
+ * (or neither site) gives the frozen backbone with a linear head (the
+ * frame-averaged baseline). Same seed, same weights. */
+typedef struct stacl_adapter_config {
+    int width;     /* bottleneck channels (384 for ViT-B) */
+    int kernel[3]; /* depthwise conv (kt, kh, kw), odd: (3, 1, 1) */
+    int layers;    /* the last `layers` blocks get adapters */
+    int pre_attn;  /* adapter_pre_attn in those blocks */
+    int pre_mlp;   /* adapter_pre_mlp in those blocks */
+    int classes;   /* head outputs */
+} stacl_adapter_config;
+stacl_status stacl_adapter_create(stacl_adapter **out, stacl_model *model, const stacl_adapter_config *cfg,
+                                  uint64_t seed);
+/* Writes the adapter and head tensors (reference names, F32) to a
+ * safetensors file, atomically (temp file + rename). */
+stacl_status stacl_adapter_save(const stacl_adapter *adapter, const char *path);
+
+/* One training step is: stacl_trainer_accumulate() over the micro-batches
+ * of the batch (gradients add up), then stacl_trainer_step() (AdamW). */
+typedef struct stacl_train_options {
+    float weight_decay;    /* decoupled, on weights only (not biases): 0.01 */
+    float beta1, beta2, eps; /* 0.9, 0.999, 1e-8 */
+    float label_smoothing; /* 0 */
+    float dropout;         /* before the head's fc during training: 0.5 */
+    float clip_norm;       /* global gradient norm cap; 0 = off */
+    int recompute;         /* keep only each block's input and recompute
+                              the block in the backward pass (less memory) */
+} stacl_train_options;
+stacl_train_options stacl_train_options_default(void);
+
+typedef struct stacl_trainer stacl_trainer;
+/* A trainer for `adapter` (which it updates in place), for micro-batches
+ * of up to max_clips clips of `frames` frames. */
+stacl_status stacl_trainer_create(stacl_trainer **out, stacl_adapter *adapter, int max_clips, int frames,
+                                  const stacl_train_options *opt);
+void stacl_trainer_free(stacl_trainer *t);
+/* Device memory the trainer holds (workspace + gradients), in bytes. */
+size_t stacl_trainer_device_bytes(const stacl_trainer *t);
+/* Forward (training mode: dropout drawn from dropout_seed) and backward of
+ * `clips` clips (pixels [clips, frames, 3, H, W], labels [clips]); the
+ * gradients of loss_scale * (sum of the clips' cross-entropies) are added
+ * to the accumulated ones (loss_scale = 1 / batch for a batch mean).
+ * Optional outputs: loss_sum (unscaled sum of the clips' losses), logits
+ * [clips, classes]. */
+stacl_status stacl_trainer_accumulate(stacl_trainer *t, const float *pixels, const int32_t *labels, int clips,
+                                      float loss_scale, uint64_t dropout_seed, double *loss_sum, float *logits);
+/* AdamW with learning rate lr on the accumulated gradients times
+ * grad_scale (1 / clips for a mean when accumulate ran with loss_scale 1),
+ * clipped to the global norm cap first; then clears them. grad_norm: the
+ * norm before clipping (may be NULL). */
+stacl_status stacl_trainer_step(stacl_trainer *t, float lr, float grad_scale, double *grad_norm);
+/* The accumulated gradients (before a step) as safetensors with the
+ * adapter's tensor names; for checks against other implementations. */
+stacl_status stacl_trainer_save_grads(const stacl_trainer *t, const char *path);
+/* Optimizer state (AdamW moments, step count) plus caller metadata
+ * (key/value strings: schedule, data position, seeds) in one safetensors
+ * file, atomically; load restores it (the moments must match the adapter's
+ * tensors) and returns the metadata through get_meta. */
+stacl_status stacl_trainer_save_state(const stacl_trainer *t, const char *path, const char *const *keys,
+                                      const char *const *values, int n);
+stacl_status stacl_trainer_load_state(stacl_trainer *t, const char *path);
+/* Metadata of the last loaded state (NULL when absent). */
+const char *stacl_trainer_state_meta(const stacl_trainer *t, const char *key);
+long long stacl_trainer_steps(const stacl_trainer *t);
+/* Device time per op of the last accumulate (as stacl_state_op_times). */
+int stacl_trainer_op_times(const stacl_trainer *t, const stacl_op_time **times, double *total_ms);
+
 /* ---- frozen CLIP text tower -------------------------------------------- */
 
 typedef struct stacl_text_config {

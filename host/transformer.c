@@ -4,7 +4,7 @@
  * applied inside the softmax kernel, so no mask buffer exists. */
 #include <math.h>
 
-#include "ops.h"
+#include "ops_backward.h"
 #include "transformer.h"
 
 stacl_status stacl_block_forward(stacl_ctx *ctx, const stacl_block_dims *d, cl_mem pm, const vision_block_offsets *b,
@@ -41,8 +41,9 @@ stacl_status stacl_block_forward_hooked(stacl_ctx *ctx, const stacl_block_dims *
     if (hook) TRY(hook(user, STACL_HOOK_PRE_MLP));
     TRY(stacl_op_layernorm(ctx, rows, W, d->eps, ws, w->x, W, ws, w->h, W, pm, b->ln2_w, b->ln2_b));
     TRY(stacl_linear(ctx, rows, W, M, ws, w->h, pm, b->fc1_w, ws, w->mlp, 0));              /* [F*L, M] */
-    TRY(stacl_op_bias_act(ctx, d->act == STACL_ACT_GELU ? STACL_BIAS_GELU : STACL_BIAS_QUICK_GELU, rows, M, ws,
-                          w->mlp, pm, b->fc1_b));
+    const stacl_bias_act act = d->act == STACL_ACT_GELU ? STACL_BIAS_GELU : STACL_BIAS_QUICK_GELU;
+    if (w->mlp_pre) TRY(stacl_op_bias_act_keep(ctx, act, rows, M, ws, w->mlp, ws, w->mlp_pre, pm, b->fc1_b));
+    else TRY(stacl_op_bias_act(ctx, act, rows, M, ws, w->mlp, pm, b->fc1_b));
     TRY(stacl_linear(ctx, rows, M, W, ws, w->mlp, pm, b->fc2_w, ws, w->x, 1));              /* x += mlp W2^T */
     TRY(stacl_op_bias_act(ctx, STACL_BIAS_ONLY, rows, W, ws, w->x, pm, b->fc2_b));
 cleanup:

@@ -25,6 +25,8 @@ typedef struct stacl_block_ws {
     size_t scores;  /* [S*H, L, L] */
     size_t attn;    /* [S, H, L, D] */
     size_t mlp;     /* [S, L, M] */
+    size_t mlp_pre; /* [S, L, M] the MLP's pre-activation kept for training;
+                       0: not kept (offset 0 is the pixels, never a block region) */
 } stacl_block_ws;
 
 stacl_status stacl_block_forward(stacl_ctx *ctx, const stacl_block_dims *d, cl_mem params,

@@ -13,24 +13,7 @@
 
 #include "adapter.h"
 #include "ops.h"
-
-/* Offsets (floats) of every activation in the workspace. F frames,
- * L tokens, P patches, W width, M MLP width, H heads, D head dim. */
-typedef struct workspace_plan {
-    size_t pixels;  /* [F, 3, S, S] */
-    size_t cols;    /* [F*P, 3*p*p] */
-    size_t patches; /* [F*P, W] */
-    size_t x;       /* [F, L, W] residual stream */
-    size_t h;       /* [F, L, W] normed input / merged heads */
-    size_t qkv;     /* [F, L, 3W] */
-    size_t q, k, v; /* [F, H, L, D] each */
-    size_t scores;  /* [F*H, L, L] */
-    size_t attn;    /* [F, H, L, D] */
-    size_t mlp;     /* [F, L, M] */
-    size_t cls;     /* [F, W] ln_post(class tokens) */
-    size_t out;     /* [F, max(P_proj, W)] */
-    size_t total;
-} workspace_plan;
+#include "vit_internal.h"
 
 struct stacl_state {
     stacl_model *model;
@@ -44,7 +27,7 @@ struct stacl_state {
     int n_times;
 };
 
-static workspace_plan plan_workspace(const stacl_vision_config *c, size_t F) {
+workspace_plan stacl_vit_plan(const stacl_vision_config *c, size_t F) {
     const size_t W = (size_t)c->width, M = (size_t)c->mlp_width, L = (size_t)stacl_vision_tokens(c);
     const size_t P = L - 1, S = (size_t)c->image_size, p = (size_t)c->patch;
     workspace_plan w;
@@ -79,7 +62,7 @@ stacl_status stacl_state_create(stacl_state **out, stacl_model *model, int max_f
     if (!s) FAIL(STACL_ERR_OUT_OF_MEMORY, "out of host memory");
     s->model = model;
     s->max_frames = max_frames;
-    s->plan = plan_workspace(&model->cfg, (size_t)max_frames);
+    s->plan = stacl_vit_plan(&model->cfg, (size_t)max_frames);
     char what[64];
     snprintf(what, sizeof what, "the workspace for %d frames", max_frames);
     TRY(stacl_device_buffer(ctx, s->plan.total * sizeof(float), CL_MEM_READ_WRITE, NULL, what,
@@ -133,15 +116,42 @@ static stacl_status observe(stacl_state *s, const char *name, size_t off, const 
     return st;
 }
 
+stacl_block_dims stacl_vit_block_dims(const stacl_vision_config *c, size_t F) {
+    return (stacl_block_dims){F, (size_t)stacl_vision_tokens(c), (size_t)c->width, (size_t)c->heads,
+                              (size_t)c->mlp_width, c->ln_eps, c->act, 0};
+}
+
+stacl_block_ws stacl_vit_block_ws(cl_mem ws, const workspace_plan *w) {
+    return (stacl_block_ws){ws, w->x, w->h, w->qkv, w->q, w->k, w->v, w->scores, w->attn, w->mlp, 0};
+}
+
+stacl_status stacl_vit_embed(const stacl_model *m, cl_mem ws, const workspace_plan *w, const float *pixels, size_t F) {
+    stacl_status st = STACL_OK;
+    stacl_ctx *ctx = m->ctx;
+    const stacl_vision_config *c = &m->cfg;
+    const vision_offsets *o = &m->off;
+    cl_mem pm = m->params;
+    const size_t W = (size_t)c->width, L = (size_t)stacl_vision_tokens(c), P = L - 1;
+    const size_t S = (size_t)c->image_size, p = (size_t)c->patch, K = 3 * p * p;
+    cl_int err = clEnqueueWriteBuffer(ctx->queue, ws, CL_TRUE, w->pixels * sizeof(float), F * 3 * S * S * sizeof(float),
+                                      pixels, 0, NULL, NULL);
+    if (err != CL_SUCCESS) return stacl_cl_fail(ctx, err, "uploading the frames");
+    TRY(stacl_op_im2col(ctx, F, S, p, ws, w->pixels, ws, w->cols));
+    TRY(stacl_linear(ctx, F * P, K, W, ws, w->cols, pm, o->patch_w, ws, w->patches, 0));    /* [F*P, W] */
+    TRY(stacl_op_assemble_tokens(ctx, F, P, W, ws, w->patches, pm, o->cls, o->pos, ws, w->x));
+    TRY(stacl_op_layernorm(ctx, F * L, W, c->ln_eps, ws, w->x, W, ws, w->x, W, pm, o->ln_pre_w, o->ln_pre_b));
+cleanup:
+    return st;
+}
+
 /* One pre-LN residual block (transformer.c) on this state's workspace,
  * with block l's adapters when ad is not NULL (clips * T = F). */
 static stacl_status block_forward(stacl_state *s, const stacl_adapter *ad, int l, size_t clips, size_t F) {
     const vision_block_offsets *b = &s->model->off.blocks[l];
     const stacl_vision_config *c = &s->model->cfg;
     const workspace_plan *w = &s->plan;
-    const stacl_block_dims dims = {F, (size_t)stacl_vision_tokens(c), (size_t)c->width, (size_t)c->heads,
-                                   (size_t)c->mlp_width, c->ln_eps, c->act, 0};
-    const stacl_block_ws bw = {s->ws, w->x, w->h, w->qkv, w->q, w->k, w->v, w->scores, w->attn, w->mlp};
+    const stacl_block_dims dims = stacl_vit_block_dims(c, F);
+    const stacl_block_ws bw = stacl_vit_block_ws(s->ws, w);
     if (!ad) return stacl_block_forward(s->model->ctx, &dims, s->model->params, b, &bw);
     adapter_call call = {ad, l, s->ws, w->x, w->qkv, w->mlp, clips, F / clips};
     return stacl_block_forward_hooked(s->model->ctx, &dims, s->model->params, b, &bw, stacl_adapter_hook, &call);
@@ -175,17 +185,9 @@ static stacl_status forward(stacl_state *s, const stacl_adapter *ad, size_t clip
     const workspace_plan *w = &s->plan;
     cl_mem ws = s->ws, pm = s->model->params;
     const size_t W = (size_t)c->width, L = (size_t)stacl_vision_tokens(c), P = L - 1;
-    const size_t S = (size_t)c->image_size, p = (size_t)c->patch, K = 3 * p * p;
 
-    cl_int err = clEnqueueWriteBuffer(ctx->queue, ws, CL_TRUE, w->pixels * sizeof(float), F * 3 * S * S * sizeof(float),
-                                      pixels, 0, NULL, NULL);
-    if (err != CL_SUCCESS) return stacl_cl_fail(ctx, err, "uploading the frames");
-
-    TRY(stacl_op_im2col(ctx, F, S, p, ws, w->pixels, ws, w->cols));
-    TRY(stacl_linear(ctx, F * P, K, W, ws, w->cols, pm, o->patch_w, ws, w->patches, 0));    /* [F*P, W] */
+    TRY(stacl_vit_embed(s->model, ws, w, pixels, F));
     TRY(observe(s, "patch_embed", w->patches, (int64_t[]){(int64_t)F, (int64_t)P, (int64_t)W}, 3));
-    TRY(stacl_op_assemble_tokens(ctx, F, P, W, ws, w->patches, pm, o->cls, o->pos, ws, w->x));
-    TRY(stacl_op_layernorm(ctx, F * L, W, c->ln_eps, ws, w->x, W, ws, w->x, W, pm, o->ln_pre_w, o->ln_pre_b));
     const int64_t tokens_shape[3] = {(int64_t)F, (int64_t)L, (int64_t)W};
     TRY(observe(s, "ln_pre", w->x, tokens_shape, 3));
     for (int l = 0; l < c->layers; l++) {

@@ -18,10 +18,12 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_encode_text(int argc, char **argv);
 int cmd_zeroshot(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_classify(int argc, char **argv);
 int cmd_tune(int argc, char **argv);
 int cmd_frames(int argc, char **argv);
 int cmd_make_dataset(int argc, char **argv);
 int cmd_check_dataset(int argc, char **argv);
+int cmd_train(int argc, char **argv);
 
 /* Option scanning over argv[1..]: "--name value", "--name=value" or a flag. */
 typedef struct cli_args {

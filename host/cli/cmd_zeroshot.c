@@ -5,9 +5,8 @@
 #include <string.h>
 
 #include "cli.h"
-#include "clip_decode.h"
+#include "cli_eval.h"
 #include "npy.h"
-#include "preprocess.h"
 #include "zeroshot.h"
 
 static void usage(void) {
@@ -31,27 +30,6 @@ static void usage(void) {
            "  --no-cache           do not read or write the class-embedding cache ($STACL_CACHE_DIR,\n"
            "                       default ~/.cache/stacl), keyed by model, vocabulary, classes, templates\n"
            "  --device D           OpenCL device index or name substring\n");
-}
-
-/* One clip of `video` as 'stacl frames' makes it by default: uniform
- * sampling of T frames, short side resized to S, center crop S. */
-static stacl_status video_clip(const char *video, int T, int S, float *pix) {
-    stacl_status st;
-    stacl_video *v = NULL;
-    stacl_clip_frames cf = {0};
-    stacl_clip_spec spec = stacl_clip_spec_default();
-    spec.num_frames = T;
-    stacl_crop crop;
-    st = stacl_video_open(&v, video, 0);
-    if (st == STACL_OK) {
-        const stacl_video_info *in = stacl_video_get_info(v);
-        st = stacl_crop_eval(in->width, in->height, S, S, 1, 0, &crop);
-    }
-    if (st == STACL_OK) st = stacl_clip_decode(v, &spec, 0, 0, &cf);
-    if (st == STACL_OK) st = stacl_preprocess_clip(cf.rgb, cf.num, cf.w, cf.h, &crop, pix);
-    stacl_clip_frames_release(&cf);
-    stacl_video_free(v);
-    return st;
 }
 
 int cmd_zeroshot(int argc, char **argv) {
@@ -143,32 +121,22 @@ int cmd_zeroshot(int argc, char **argv) {
         rc = cli_fail("zeroshot", st);
         goto done;
     }
+    /* One clip per video, as 'stacl frames' makes it by default: uniform
+     * sampling, short side resized to S, center crop S. */
+    stacl_clip_spec spec = stacl_clip_spec_default();
+    spec.num_frames = frames;
     for (int i = 0; i < n_videos; i++) {
-        st = video_clip(videos[i], frames, S, pix);
+        st = cli_video_views(videos[i], &spec, S, pix);
         if (st == STACL_OK) st = stacl_vision_forward(state, pix, frames, STACL_OUT_EMBEDDING, emb);
         if (st != STACL_OK) {
-            const char *msg = stacl_last_error();
-            if (strstr(msg, videos[i])) fprintf(stderr, "stacl zeroshot: error: %s\n", msg);
-            else fprintf(stderr, "stacl zeroshot: error: %s: %s\n", videos[i], msg);
+            cli_video_error("zeroshot", videos[i], stacl_last_error());
             rc = CLI_EXIT_FAILURE;
             break;
         }
         stacl_zs_video_embedding(emb, frames, dim, video);
         stacl_zs_probabilities(video, class_emb, classes.n, dim, scale, probs);
         memcpy(all + (size_t)i * classes.n, probs, (size_t)classes.n * sizeof *probs);
-        /* Top K by selection (K is small). */
-        for (int c = 0; c < classes.n; c++) order[c] = c;
-        int shown = top < classes.n ? top : classes.n;
-        printf("%s\n", videos[i]);
-        for (int r = 0; r < shown; r++) {
-            int best = r;
-            for (int c = r + 1; c < classes.n; c++)
-                if (probs[order[c]] > probs[order[best]]) best = c;
-            int tmp = order[r];
-            order[r] = order[best];
-            order[best] = tmp;
-            printf("  %d. %-40s %.4f\n", r + 1, classes.v[order[r]], probs[order[r]]);
-        }
+        cli_print_top_k(videos[i], &classes, probs, top, order);
     }
     free(video);
     if (rc == 0 && out_path) {

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""Round-trip tests of models/safetensors_io.py, models/convert_pth.py and
-models/convert_openai_pt.py.
+"""Round-trip tests of models/safetensors_io.py, models/convert_pth.py,
+models/convert_openai_pt.py and models/convert_st_adapter.py.
 
     /usr/bin/python3 tests/reference/test_converters.py
 
@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import traceback
+from collections import OrderedDict
 
 import torch
 import torch.nn as nn
@@ -25,6 +26,7 @@ import safetensors_io as st  # noqa: E402
 
 CONVERT_PTH = os.path.join(MODELS, "convert_pth.py")
 CONVERT_OPENAI = os.path.join(MODELS, "convert_openai_pt.py")
+CONVERT_ST_ADAPTER = os.path.join(MODELS, "convert_st_adapter.py")
 TESTS = []
 
 
@@ -401,6 +403,183 @@ def openai_plain_state_dict_and_errors():
             f.write(b"\0junk")
         rc, out = run(CONVERT_OPENAI, src)
         check(rc == 1 and "neither a TorchScript archive" in out, "junk: " + out)
+
+
+# ---- convert_st_adapter ----------------------------------------------------------
+
+class RefAdapter(nn.Module):
+    """linziyi96/st-adapter models_adapter.Adapter's parameters."""
+
+    def __init__(self, w, a, kernel):
+        super().__init__()
+        self.fc1 = nn.Linear(w, a)
+        self.conv = nn.Conv3d(a, a, kernel_size=kernel, padding=tuple(k // 2 for k in kernel), groups=a)
+        self.fc2 = nn.Linear(a, w)
+
+
+class RefBlock(nn.Module):
+    def __init__(self, w, heads, a, kernel, pre_attn, pre_mlp):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(w, heads)
+        self.ln_1 = nn.LayerNorm(w)
+        self.mlp = nn.Sequential(OrderedDict([("c_fc", nn.Linear(w, 4 * w)), ("gelu", nn.GELU()),
+                                              ("c_proj", nn.Linear(4 * w, w))]))
+        self.ln_2 = nn.LayerNorm(w)
+        self.adapter_pre_attn = RefAdapter(w, a, kernel) if pre_attn else None
+        self.adapter_pre_mlp = RefAdapter(w, a, kernel) if pre_mlp else None
+
+
+class RefTransformer(nn.Module):
+    def __init__(self, w, layers, heads, a, adapter_layers, kernel, pre_attn, pre_mlp):
+        super().__init__()
+        self.resblocks = nn.ModuleList(
+            RefBlock(w, heads, a, kernel, pre_attn and i >= layers - adapter_layers,
+                     pre_mlp and i >= layers - adapter_layers) for i in range(layers))
+
+
+class RefVisionTransformer(nn.Module):
+    """The parameter layout of models_adapter.VisionTransformer (the model is
+    the top-level module; its frozen backbone is float16, adapters and head
+    float32, as the reference's __init__ leaves them)."""
+
+    def __init__(self, w=16, layers=3, heads=2, patch=4, image=8, classes=5, a=4, adapter_layers=2,
+                 kernel=(3, 1, 1), pre_attn=True, pre_mlp=True):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, w, kernel_size=patch, stride=patch, bias=False)
+        self.class_embedding = nn.Parameter(torch.randn(w))
+        self.positional_embedding = nn.Parameter(torch.randn((image // patch) ** 2 + 1, w))
+        self.ln_pre = nn.LayerNorm(w)
+        self.transformer = RefTransformer(w, layers, heads, a, adapter_layers, kernel, pre_attn, pre_mlp)
+        self.ln_post = nn.LayerNorm(w)
+        for n, p in self.named_parameters():
+            if "adapter" not in n:
+                p.requires_grad_(False)
+                p.data = p.data.half()
+            else:
+                p.data.normal_()  # the reference zeroes conv and biases: make every value distinct
+        self.dropout = nn.Dropout(0.5)
+        self.fc = nn.Linear(w, classes)
+
+
+def reference_checkpoint(model, full):
+    """What utils.save_model writes (full=False: frozen params deleted), or
+    the same dict holding the whole state dict (fp16 backbone included)."""
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    opt = torch.optim.AdamW([{"params": [p for n, p in trainable if ".bias" not in n], "weight_decay": 0.01},
+                             {"params": [p for n, p in trainable if ".bias" in n], "weight_decay": 0.}], lr=1e-3)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 0.5)
+    for _, p in trainable:
+        p.grad = torch.randn_like(p)
+    opt.step()
+    sched.step()
+    sd = model.state_dict()
+    if not full:
+        for n, p in model.named_parameters():
+            if not p.requires_grad:
+                del sd[n]
+    return {"model": sd, "optimizer": opt.state_dict(), "lr_sched": sched.state_dict(),
+            "loss_scaler": {"scale": 65536.0, "growth_factor": 2.0, "backoff_factor": 0.5,
+                            "growth_interval": 2000, "_growth_tracker": 17},
+            "next_epoch": 3}
+
+
+def adapter_names(layers, adapter_layers, sites):
+    out = []
+    for i in range(layers - adapter_layers, layers):
+        for site in sites:
+            for part in ("fc1", "conv", "fc2"):
+                for wb in ("weight", "bias"):
+                    out.append("transformer.resblocks.%d.%s.%s.%s" % (i, site, part, wb))
+    return out + ["fc.weight", "fc.bias"]
+
+
+@test
+def st_adapter_reference_checkpoint():
+    torch.manual_seed(4)
+    m = RefVisionTransformer(kernel=(3, 3, 3))
+    sd = m.state_dict()
+    want = adapter_names(3, 2, ("adapter_pre_attn", "adapter_pre_mlp"))
+    check(sd["conv1.weight"].dtype == torch.float16 and sd["fc.weight"].dtype == torch.float32 and
+          sd["transformer.resblocks.2.adapter_pre_mlp.conv.weight"].dtype == torch.float32, "fake model dtypes")
+    check(sorted(k for k in sd if "adapter" in k or k.startswith("fc.")) == sorted(want), "fake model names")
+    with tempfile.TemporaryDirectory() as d:
+        for full in (True, False):
+            src = os.path.join(d, "checkpoint-%d.pth" % full)
+            torch.save(reference_checkpoint(m, full), src)
+            dst = os.path.join(d, "out%d" % full) + os.sep
+            rc, out = run(CONVERT_ST_ADAPTER, src, "-o", dst)
+            check(rc == 0, "convert failed: " + out)
+            check("key 'model'" in out and "A 4, kernel 3x3x3" in out and "5 classes" in out, out)
+            t, meta, recs = read_back(os.path.join(dst, "adapter.safetensors"))
+            check(sorted(t) == sorted(want), "kept %r" % sorted(t))
+            check(meta == {"format": "pt", "source": os.path.basename(src)}, "metadata %r" % meta)
+            for k in want:
+                check(recs[k].dtype == "F32", "%s stored as %s" % (k, recs[k].dtype))
+                same(t[k], sd[k], k)
+            check(list(t["transformer.resblocks.1.adapter_pre_attn.conv.weight"].shape) == [4, 1, 3, 3, 3] and
+                  list(t["transformer.resblocks.2.adapter_pre_mlp.fc1.weight"].shape) == [4, 16] and
+                  list(t["transformer.resblocks.2.adapter_pre_mlp.fc2.weight"].shape) == [16, 4] and
+                  list(t["fc.weight"].shape) == [5, 16], "shapes")
+            check(("dropped %d others" % (len(sd) - len(want) if full else 0)) in out, out)
+
+
+@test
+def st_adapter_prefixes_and_f16():
+    torch.manual_seed(5)
+    m = RefVisionTransformer(adapter_layers=3, pre_attn=False)  # the 12x384 placement, in small
+    sd = m.state_dict()
+    want = adapter_names(3, 3, ("adapter_pre_mlp",))
+    with tempfile.TemporaryDirectory() as d:
+        # DDP wrapper names, adapters saved as float16, nested under "state_dict"
+        src = os.path.join(d, "ddp.pth")
+        torch.save({"state_dict": {"module." + k: v.half() for k, v in sd.items()}, "epoch": 1}, src)
+        dst = os.path.join(d, "ddp.safetensors")
+        rc, out = run(CONVERT_ST_ADAPTER, src, "-o", dst)
+        check(rc == 0, "convert failed: " + out)
+        t, _, recs = read_back(dst)
+        check(sorted(t) == sorted(want), "kept %r" % sorted(t))
+        for k in want:
+            check(recs[k].dtype == "F32", k)
+            same(t[k], sd[k].half().float(), k)
+        # a bare state dict with CLIP's "visual." prefix; default output name
+        src = os.path.join(d, "visual.pth")
+        torch.save({"visual." + k: v for k, v in sd.items()}, src)
+        rc, out = run(CONVERT_ST_ADAPTER, src, "--weights-only")  # tensors only: 1.13 can
+        check(rc == 0 and "top level" in out, "convert failed: " + out)
+        t, _, _ = read_back(os.path.join(d, "visual.safetensors"))
+        check(sorted(t) == sorted(want), "kept %r" % sorted(t))
+        for k in want:
+            same(t[k], sd[k].float(), k)
+
+
+@test
+def st_adapter_errors():
+    torch.manual_seed(6)
+    sd = RefVisionTransformer().state_dict()
+    with tempfile.TemporaryDirectory() as d:
+        def expect(state, needle, what):
+            src = os.path.join(d, "bad.pth")
+            torch.save({"model": state}, src)
+            rc, out = run(CONVERT_ST_ADAPTER, src)
+            check(rc == 1 and needle in out, "%s: rc %d: %s" % (what, rc, out))
+            check(not os.path.exists(os.path.join(d, "bad.safetensors")), "output written on error")
+        bad = dict(sd)
+        del bad["transformer.resblocks.1.adapter_pre_mlp.conv.bias"]
+        expect(bad, "missing transformer.resblocks.1.adapter_pre_mlp.conv.bias", "missing part")
+        bad = dict(sd)
+        bad["transformer.resblocks.2.adapter_pre_attn.fc2.weight"] = torch.zeros(16, 3)
+        expect(bad, "transformer.resblocks.2.adapter_pre_attn.fc2.weight has shape [16, 3], expected [16, 4]",
+               "shape mismatch")
+        bad = dict(sd)
+        bad["fc.weight"] = torch.zeros(5, 15)
+        expect(bad, "head fc.weight [5, 15]", "head width")
+        expect({k: v for k, v in sd.items() if "adapter" not in k and not k.startswith("fc.")},
+               "no adapter tensors", "backbone only")
+        bad = dict(sd)
+        bad["module.fc.bias"] = torch.zeros(5)
+        expect(bad, "both map to 'fc.bias'", "prefix collision")
+        rc, out = run(CONVERT_ST_ADAPTER, "--help")
+        check(rc == 0 and "usage:" in out and "--weights-only" in out, out)
 
 
 @test

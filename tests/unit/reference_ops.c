@@ -254,3 +254,314 @@ void ref_adapter_mean_cls(size_t clips, size_t T, size_t tokens, size_t width, c
             m[n * width + c] = (float)(acc / (double)T);
         }
 }
+
+/* ---- backward passes ------------------------------------------------------- */
+
+double ref_quick_gelu_grad(double v) {
+    const double s = 1.0 / (1.0 + exp(-1.702 * v));
+    return s + 1.702 * v * s * (1.0 - s);
+}
+
+double ref_gelu_grad(double v) {
+    return 0.5 * (1.0 + erf(v / sqrt(2.0))) + v * exp(-0.5 * v * v) / sqrt(2.0 * 3.14159265358979323846);
+}
+
+void ref_layernorm_backward(size_t rows, size_t cols, double eps, const float *x, size_t x_stride,
+                            const float *gamma, const float *dy, size_t dy_stride, float *dx, size_t dx_stride,
+                            float *mag) {
+    for (size_t r = 0; r < rows; r++) {
+        const float *xr = x + r * x_stride, *dyr = dy + r * dy_stride;
+        float *dxr = dx + r * dx_stride;
+        double mean = 0.0, var = 0.0;
+        for (size_t c = 0; c < cols; c++) mean += xr[c];
+        mean /= (double)cols;
+        for (size_t c = 0; c < cols; c++) var += ((double)xr[c] - mean) * ((double)xr[c] - mean);
+        const double rstd = 1.0 / sqrt(var / (double)cols + eps);
+        double mg = 0.0, mgx = 0.0, mag_g = 0.0, mag_gx = 0.0;
+        for (size_t c = 0; c < cols; c++) {
+            const double g = (double)dyr[c] * gamma[c], xhat = ((double)xr[c] - mean) * rstd;
+            mg += g;
+            mgx += g * xhat;
+            mag_g += fabs(g);
+            mag_gx += fabs(g * xhat);
+        }
+        mg /= (double)cols;
+        mgx /= (double)cols;
+        mag_g /= (double)cols;
+        mag_gx /= (double)cols;
+        const double m = 1.0 + fabs(mean) * rstd;
+        for (size_t c = 0; c < cols; c++) {
+            const double g = (double)dyr[c] * gamma[c], xhat = ((double)xr[c] - mean) * rstd;
+            const double old = dxr[c];
+            if (mag)
+                mag[r * cols + c] = (float)(fabs(old) + rstd * (fabs(g) + mag_g + fabs(xhat) * fabs(mgx) +
+                                                                fabs(xhat) * mag_gx + m * (fabs(mgx) + fabs(xhat) * mag_g)));
+            dxr[c] = (float)(old + rstd * (g - mg - xhat * mgx));
+        }
+    }
+}
+
+void ref_softmax_backward(size_t rows, size_t cols, const float *p, float *dp, float *mag) {
+    for (size_t r = 0; r < rows; r++) {
+        const float *pr = p + r * cols;
+        float *dr = dp + r * cols;
+        double s = 0.0, m = 0.0;
+        for (size_t c = 0; c < cols; c++) {
+            s += (double)pr[c] * dr[c];
+            m += fabs((double)pr[c] * dr[c]);
+        }
+        for (size_t c = 0; c < cols; c++) {
+            if (mag) mag[r * cols + c] = (float)((double)pr[c] * (fabs((double)dr[c]) + m));
+            dr[c] = (float)((double)pr[c] * ((double)dr[c] - s));
+        }
+    }
+}
+
+void ref_split_merged(size_t frames, size_t tokens, size_t heads, size_t head_dim, const float *y, float *o) {
+    for (size_t f = 0; f < frames; f++)
+        for (size_t h = 0; h < heads; h++)
+            for (size_t t = 0; t < tokens; t++)
+                for (size_t d = 0; d < head_dim; d++)
+                    o[((f * heads + h) * tokens + t) * head_dim + d] =
+                        y[(f * tokens + t) * heads * head_dim + h * head_dim + d];
+}
+
+void ref_join_heads(size_t frames, size_t tokens, size_t heads, size_t head_dim, float q_scale, const float *dq,
+                    const float *dk, const float *dv, float *dqkv) {
+    const size_t W = heads * head_dim;
+    for (size_t f = 0; f < frames; f++)
+        for (size_t t = 0; t < tokens; t++)
+            for (size_t h = 0; h < heads; h++)
+                for (size_t d = 0; d < head_dim; d++) {
+                    const size_t src = ((f * heads + h) * tokens + t) * head_dim + d;
+                    float *dst = dqkv + (f * tokens + t) * 3 * W + h * head_dim + d;
+                    dst[0] = (float)((double)dq[src] * (double)q_scale);
+                    dst[W] = dk[src];
+                    dst[2 * W] = dv[src];
+                }
+}
+
+void ref_layernorm_row_d(size_t cols, double eps, const double *x, const double *gamma, const double *beta,
+                         double *y) {
+    double mean = 0.0, var = 0.0;
+    for (size_t c = 0; c < cols; c++) mean += x[c];
+    mean /= (double)cols;
+    for (size_t c = 0; c < cols; c++) var += (x[c] - mean) * (x[c] - mean);
+    const double rstd = 1.0 / sqrt(var / (double)cols + eps);
+    for (size_t c = 0; c < cols; c++) y[c] = (x[c] - mean) * rstd * gamma[c] + beta[c];
+}
+
+void ref_softmax_row_d(size_t cols, size_t valid, const double *x, double *y) {
+    double m = -INFINITY, sum = 0.0;
+    for (size_t c = 0; c < valid; c++)
+        if (x[c] > m) m = x[c];
+    for (size_t c = 0; c < valid; c++) sum += exp(x[c] - m);
+    for (size_t c = 0; c < cols; c++) y[c] = c < valid ? exp(x[c] - m) / sum : 0.0;
+}
+
+/* ---- ST-Adapter in double ---------------------------------------------------- */
+
+/* Index of element a of row (f, p) of an [F, P, A] tensor, and of channel c
+ * of the patch row (f, p) of the residual stream [F, 1 + P, W]. */
+#define ACT_AT(s, f, p, a) (((f) * (s)->grid * (s)->grid + (p)) * (s)->aw + (a))
+#define PATCH_AT(s, f, p, c) (((f) * ((s)->grid * (s)->grid + 1) + 1 + (p)) * (s)->width + (c))
+
+/* The tap (dt, dh, dw) source of output position (n, t, r, c): the linear
+ * position index of [clips * T, grid * grid], or -1 outside the volume. */
+static long conv_src(const ref_adapter_shape *s, size_t n, long t, long r, long c, long dt, long dh, long dw) {
+    const long tt = t + dt - (long)s->kt / 2, rr = r + dh - (long)s->kh / 2, cc = c + dw - (long)s->kw / 2;
+    const long G = (long)s->grid;
+    if (tt < 0 || tt >= (long)s->T || rr < 0 || rr >= G || cc < 0 || cc >= G) return -1;
+    return ((long)n * (long)s->T + tt) * G * G + rr * G + cc;
+}
+
+void ref_adapter_forward_d(const ref_adapter_shape *s, const double *x, const double *w1, const double *b1,
+                           const double *cw, const double *cb, const double *w2, const double *b2, double *h,
+                           double *y, double *out) {
+    const size_t F = s->clips * s->T, P = s->grid * s->grid, W = s->width, A = s->aw, K = s->kt * s->kh * s->kw;
+    for (size_t f = 0; f < F; f++)
+        for (size_t p = 0; p < P; p++)
+            for (size_t a = 0; a < A; a++) {
+                double acc = b1[a];
+                for (size_t c = 0; c < W; c++) acc += x[PATCH_AT(s, f, p, c)] * w1[a * W + c];
+                h[ACT_AT(s, f, p, a)] = acc;
+            }
+    for (size_t n = 0; n < s->clips; n++)
+        for (long t = 0; t < (long)s->T; t++)
+            for (long r = 0; r < (long)s->grid; r++)
+                for (long c = 0; c < (long)s->grid; c++) {
+                    const size_t pos = (n * s->T + (size_t)t) * P + (size_t)r * s->grid + (size_t)c;
+                    for (size_t a = 0; a < A; a++) {
+                        double acc = cb[a];
+                        for (long dt = 0; dt < (long)s->kt; dt++)
+                            for (long dh = 0; dh < (long)s->kh; dh++)
+                                for (long dw = 0; dw < (long)s->kw; dw++) {
+                                    const long src = conv_src(s, n, t, r, c, dt, dh, dw);
+                                    if (src < 0) continue;
+                                    acc += h[(size_t)src * A + a] *
+                                           cw[a * K + (size_t)((dt * (long)s->kh + dh) * (long)s->kw + dw)];
+                                }
+                        y[pos * A + a] = acc;
+                    }
+                }
+    for (size_t f = 0; f < F; f++) {
+        for (size_t c = 0; c < W; c++) out[f * (P + 1) * W + c] = x[f * (P + 1) * W + c];
+        for (size_t p = 0; p < P; p++)
+            for (size_t c = 0; c < W; c++) {
+                double acc = b2[c];
+                for (size_t a = 0; a < A; a++) acc += y[ACT_AT(s, f, p, a)] * w2[c * A + a];
+                out[PATCH_AT(s, f, p, c)] = x[PATCH_AT(s, f, p, c)] + acc;
+            }
+    }
+}
+
+void ref_adapter_fc2_backward_input_d(const ref_adapter_shape *s, const double *dout, const double *w2, double *dy,
+                                     double *mag) {
+    const size_t F = s->clips * s->T, P = s->grid * s->grid, W = s->width, A = s->aw;
+    for (size_t f = 0; f < F; f++)
+        for (size_t p = 0; p < P; p++)
+            for (size_t a = 0; a < A; a++) {
+                double acc = 0.0, m = 0.0;
+                for (size_t c = 0; c < W; c++) {
+                    const double v = dout[PATCH_AT(s, f, p, c)] * w2[c * A + a];
+                    acc += v;
+                    m += fabs(v);
+                }
+                dy[ACT_AT(s, f, p, a)] = acc;
+                if (mag) mag[ACT_AT(s, f, p, a)] = m;
+            }
+}
+
+void ref_adapter_fc2_backward_params_d(const ref_adapter_shape *s, const double *y, const double *dout,
+                                      double *gw2, double *gb2, double *mag_w, double *mag_b) {
+    const size_t F = s->clips * s->T, P = s->grid * s->grid, W = s->width, A = s->aw;
+    for (size_t c = 0; c < W; c++) {
+        double bacc = 0.0, bm = 0.0;
+        for (size_t f = 0; f < F; f++)
+            for (size_t p = 0; p < P; p++) {
+                bacc += dout[PATCH_AT(s, f, p, c)];
+                bm += fabs(dout[PATCH_AT(s, f, p, c)]);
+            }
+        gb2[c] = bacc;
+        if (mag_b) mag_b[c] = bm;
+        for (size_t a = 0; a < A; a++) {
+            double acc = 0.0, m = 0.0;
+            for (size_t f = 0; f < F; f++)
+                for (size_t p = 0; p < P; p++) {
+                    const double v = dout[PATCH_AT(s, f, p, c)] * y[ACT_AT(s, f, p, a)];
+                    acc += v;
+                    m += fabs(v);
+                }
+            gw2[c * A + a] = acc;
+            if (mag_w) mag_w[c * A + a] = m;
+        }
+    }
+}
+
+/* The adjoint written as a scatter over the forward's taps: every forward
+ * term y[pos] += w h[src] sends dy[pos] w back to dh[src] (a different
+ * derivation from the kernel's gather over flipped taps). */
+void ref_adapter_dwconv3d_backward_input_d(const ref_adapter_shape *s, const double *dy, const double *cw,
+                                          double *dh, double *mag) {
+    const size_t P = s->grid * s->grid, A = s->aw, K = s->kt * s->kh * s->kw, n_all = s->clips * s->T * P * A;
+    for (size_t i = 0; i < n_all; i++) {
+        dh[i] = 0.0;
+        if (mag) mag[i] = 0.0;
+    }
+    for (size_t n = 0; n < s->clips; n++)
+        for (long t = 0; t < (long)s->T; t++)
+            for (long r = 0; r < (long)s->grid; r++)
+                for (long c = 0; c < (long)s->grid; c++) {
+                    const size_t pos = (n * s->T + (size_t)t) * P + (size_t)r * s->grid + (size_t)c;
+                    for (long dt = 0; dt < (long)s->kt; dt++)
+                        for (long dh_ = 0; dh_ < (long)s->kh; dh_++)
+                            for (long dw = 0; dw < (long)s->kw; dw++) {
+                                const long src = conv_src(s, n, t, r, c, dt, dh_, dw);
+                                if (src < 0) continue;
+                                const size_t k = (size_t)((dt * (long)s->kh + dh_) * (long)s->kw + dw);
+                                for (size_t a = 0; a < A; a++) {
+                                    const double v = dy[pos * A + a] * cw[a * K + k];
+                                    dh[(size_t)src * A + a] += v;
+                                    if (mag) mag[(size_t)src * A + a] += fabs(v);
+                                }
+                            }
+                }
+}
+
+void ref_adapter_dwconv3d_backward_params_d(const ref_adapter_shape *s, const double *h, const double *dy,
+                                           double *gcw, double *gcb, double *mag_w, double *mag_b) {
+    const size_t P = s->grid * s->grid, A = s->aw, K = s->kt * s->kh * s->kw;
+    for (size_t i = 0; i < A * K; i++) {
+        gcw[i] = 0.0;
+        if (mag_w) mag_w[i] = 0.0;
+    }
+    for (size_t a = 0; a < A; a++) {
+        gcb[a] = 0.0;
+        if (mag_b) mag_b[a] = 0.0;
+    }
+    for (size_t n = 0; n < s->clips; n++)
+        for (long t = 0; t < (long)s->T; t++)
+            for (long r = 0; r < (long)s->grid; r++)
+                for (long c = 0; c < (long)s->grid; c++) {
+                    const size_t pos = (n * s->T + (size_t)t) * P + (size_t)r * s->grid + (size_t)c;
+                    for (size_t a = 0; a < A; a++) {
+                        gcb[a] += dy[pos * A + a];
+                        if (mag_b) mag_b[a] += fabs(dy[pos * A + a]);
+                    }
+                    for (long dt = 0; dt < (long)s->kt; dt++)
+                        for (long dh_ = 0; dh_ < (long)s->kh; dh_++)
+                            for (long dw = 0; dw < (long)s->kw; dw++) {
+                                const long src = conv_src(s, n, t, r, c, dt, dh_, dw);
+                                if (src < 0) continue;
+                                const size_t k = (size_t)((dt * (long)s->kh + dh_) * (long)s->kw + dw);
+                                for (size_t a = 0; a < A; a++) {
+                                    const double v = dy[pos * A + a] * h[(size_t)src * A + a];
+                                    gcw[a * K + k] += v;
+                                    if (mag_w) mag_w[a * K + k] += fabs(v);
+                                }
+                            }
+                }
+}
+
+void ref_adapter_fc1_backward_input_d(const ref_adapter_shape *s, const double *dh, const double *w1, double *dxp,
+                                     double *mag) {
+    const size_t F = s->clips * s->T, P = s->grid * s->grid, W = s->width, A = s->aw;
+    for (size_t f = 0; f < F; f++)
+        for (size_t p = 0; p < P; p++)
+            for (size_t c = 0; c < W; c++) {
+                double acc = 0.0, m = 0.0;
+                for (size_t a = 0; a < A; a++) {
+                    const double v = dh[ACT_AT(s, f, p, a)] * w1[a * W + c];
+                    acc += v;
+                    m += fabs(v);
+                }
+                dxp[(f * P + p) * W + c] = acc;
+                if (mag) mag[(f * P + p) * W + c] = m;
+            }
+}
+
+void ref_adapter_fc1_backward_params_d(const ref_adapter_shape *s, const double *x, const double *dh, double *gw1,
+                                      double *gb1, double *mag_w, double *mag_b) {
+    const size_t F = s->clips * s->T, P = s->grid * s->grid, W = s->width, A = s->aw;
+    for (size_t a = 0; a < A; a++) {
+        double bacc = 0.0, bm = 0.0;
+        for (size_t f = 0; f < F; f++)
+            for (size_t p = 0; p < P; p++) {
+                bacc += dh[ACT_AT(s, f, p, a)];
+                bm += fabs(dh[ACT_AT(s, f, p, a)]);
+            }
+        gb1[a] = bacc;
+        if (mag_b) mag_b[a] = bm;
+        for (size_t c = 0; c < W; c++) {
+            double acc = 0.0, m = 0.0;
+            for (size_t f = 0; f < F; f++)
+                for (size_t p = 0; p < P; p++) {
+                    const double v = dh[ACT_AT(s, f, p, a)] * x[PATCH_AT(s, f, p, c)];
+                    acc += v;
+                    m += fabs(v);
+                }
+            gw1[a * W + c] = acc;
+            if (mag_w) mag_w[a * W + c] = m;
+        }
+    }
+}

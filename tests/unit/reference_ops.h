@@ -1,7 +1,8 @@
 /* reference_ops.h: plain-C references for stacl's kernels and GEMMs, used by
  * the unit tests. Written from the operations' definitions (PyTorch / BLAS
  * semantics), not from the OpenCL code; every sum is accumulated in double
- * and each result is rounded to float once. All tensors are dense row-major
+ * and each result is rounded to float once (the *_d functions keep double
+ * in and out, for finite differences). All tensors are dense row-major
  * host arrays unless a stride says otherwise. Only ref_gemm allocates
  * (scratch, with a fallback when that fails); nothing fails. */
 #ifndef STACL_TEST_REFERENCE_OPS_H
@@ -83,6 +84,78 @@ void ref_adapter_fc2_residual(size_t frames, size_t patches, size_t width, size_
                               const float *w2, const float *b2, float *x, float *mag);
 /* m[n, c] = mean over t < T of x[n * T + t, 0, c]; x [clips * T, tokens, W]. */
 void ref_adapter_mean_cls(size_t clips, size_t T, size_t tokens, size_t width, const float *x, float *m);
+
+/* ---- backward passes (kernels/backward.cl, kernels/adapter_backward.cl) ----
+ * Derived by hand from the forward definitions above, every sum in double.
+ * `mag` outputs (may be NULL) give each result's scale for the float
+ * kernels' error bound, as for the forward references. */
+
+/* Derivatives of the activations: v sigmoid(1.702 v) -> s + 1.702 v s (1 - s);
+ * v Phi(v) -> Phi(v) + v phi(v). */
+double ref_quick_gelu_grad(double v);
+double ref_gelu_grad(double v);
+
+/* LayerNorm backward, ADDED into dx: per row, with mean and rstd = 1 /
+ * sqrt(var + eps) of x as ref_layernorm, xhat = (x - mean) rstd, g = dy gamma:
+ *   dx += rstd (g - mean(g) - xhat mean(g xhat)).
+ * Rows of x, dy, dx are x_stride, dy_stride, dx_stride floats apart.
+ * mag [rows, cols] (dense): the first-order error scale of a float kernel
+ * whose sums have k additions each, error <= (k + 4) u mag:
+ *   |dx_old| + rstd (|g| + mean|g| + |xhat| |mean(g xhat)| + |xhat| mean|g xhat|
+ *                    + m (|mean(g xhat)| + |xhat| mean|g|)),  m = 1 + |mean| rstd
+ * (m: the float mean's error is relative to mean |x| <= |mean| + std). */
+void ref_layernorm_backward(size_t rows, size_t cols, double eps, const float *x, size_t x_stride,
+                            const float *gamma, const float *dy, size_t dy_stride, float *dx, size_t dx_stride,
+                            float *mag);
+
+/* Softmax backward in place: dp[r, :] = p (dp - sum_j p_j dp_j) over rows of
+ * cols; mag = p (|dp| + sum_j |p_j dp_j|). */
+void ref_softmax_backward(size_t rows, size_t cols, const float *p, float *dp, float *mag);
+
+/* y [F, L, H*D] -> o [F, H, L, D] (ref_merge_heads undone). */
+void ref_split_merged(size_t frames, size_t tokens, size_t heads, size_t head_dim, const float *y, float *o);
+/* dq, dk, dv [F, H, L, D] -> dqkv [F, L, 3, H, D], dq times q_scale (the
+ * adjoint of ref_split_heads). */
+void ref_join_heads(size_t frames, size_t tokens, size_t heads, size_t head_dim, float q_scale, const float *dq,
+                    const float *dk, const float *dv, float *dqkv);
+
+/* Double-precision forwards, for finite differences: one LayerNorm row;
+ * one softmax row over its first `valid` entries (the rest 0). */
+void ref_layernorm_row_d(size_t cols, double eps, const double *x, const double *gamma, const double *beta,
+                         double *y);
+void ref_softmax_row_d(size_t cols, size_t valid, const double *x, double *y);
+
+/* ST-Adapter in double (PyTorch layouts: w1 [A, W], cw [A, kt, kh, kw],
+ * w2 [W, A]); x, out [F, 1 + P, W] with class rows first; h, y [F, P, A].
+ * The backward pieces overwrite their outputs (gradients of a loss
+ * sum(dout * out)); mag_* (may be NULL): the sums of |terms|. */
+typedef struct ref_adapter_shape {
+    size_t clips, T, grid, width, aw, kt, kh, kw;
+} ref_adapter_shape;
+/* h = fc1(x patch rows), y = dwconv(h), out = x + fc2(y) on the patch rows,
+ * out = x on the class rows. */
+void ref_adapter_forward_d(const ref_adapter_shape *s, const double *x, const double *w1, const double *b1,
+                           const double *cw, const double *cb, const double *w2, const double *b2, double *h,
+                           double *y, double *out);
+/* dy[f, p, a] = sum_c dout[f, 1 + p, c] w2[c, a]. */
+void ref_adapter_fc2_backward_input_d(const ref_adapter_shape *s, const double *dout, const double *w2, double *dy,
+                                     double *mag);
+/* gw2[c, a] = sum_{f,p} dout[f, 1 + p, c] y[f, p, a]; gb2[c] = sum dout[f, 1 + p, c]. */
+void ref_adapter_fc2_backward_params_d(const ref_adapter_shape *s, const double *y, const double *dout,
+                                      double *gw2, double *gb2, double *mag_w, double *mag_b);
+/* dh = the adjoint of the depthwise conv applied to dy. */
+void ref_adapter_dwconv3d_backward_input_d(const ref_adapter_shape *s, const double *dy, const double *cw,
+                                          double *dh, double *mag);
+/* gcw[a, k] = sum dy[pos, a] h[pos + tap k offset, a] (inside the volume);
+ * gcb[a] = sum dy[..., a]. */
+void ref_adapter_dwconv3d_backward_params_d(const ref_adapter_shape *s, const double *h, const double *dy,
+                                           double *gcw, double *gcb, double *mag_w, double *mag_b);
+/* dxp [F, P, W] (patch rows only, dense) = sum_a dh[f, p, a] w1[a, c]. */
+void ref_adapter_fc1_backward_input_d(const ref_adapter_shape *s, const double *dh, const double *w1, double *dxp,
+                                     double *mag);
+/* gw1[a, c] = sum_{f,p} dh[f, p, a] x[f, 1 + p, c]; gb1[a] = sum dh[f, p, a]. */
+void ref_adapter_fc1_backward_params_d(const ref_adapter_shape *s, const double *x, const double *dh, double *gw1,
+                                      double *gb1, double *mag_w, double *mag_b);
 
 /* Row-major GEMM: c[m, n] = alpha * op(a) op(b) + beta * c.
  * op(a)[i, p] = trans_a ? a[p * lda + i] : a[i * lda + p]   (op(a): [m, k])

@@ -1,0 +1,35 @@
+/* cli_train.h: `stacl train`'s run configuration (what config.json in the
+ * run folder holds, so that --resume needs nothing else) and the training
+ * loop (cli_train_loop.c). */
+#ifndef STACL_CLI_TRAIN_H
+#define STACL_CLI_TRAIN_H
+
+#include <limits.h>
+#include <stdint.h>
+
+#include "clip_sampling.h"
+#include "stacl.h"
+
+typedef struct train_cfg {
+    char model[PATH_MAX], train_list[PATH_MAX], val_list[PATH_MAX], classes[PATH_MAX], out[PATH_MAX];
+    stacl_adapter_config adapter; /* classes filled from the classes file */
+    stacl_clip_spec clip;         /* training sampling; validation uses its test-time views */
+    stacl_train_options opt;
+    int epochs, warmup_epochs;
+    int batch, micro_batch;       /* clips per optimizer step / per device pass */
+    double lr;                    /* peak learning rate */
+    uint64_t seed;
+    int workers;
+    int save_every;               /* optimizer steps between checkpoints (0: epoch ends only) */
+    int val_every;                /* epochs between validations (0: only at the end) */
+} train_cfg;
+
+/* config.json in the run folder. */
+int cli_train_write_config(const train_cfg *c, const char *path);
+int cli_train_read_config(train_cfg *c, const char *path);
+
+/* Runs (or resumes, when the run folder holds a checkpoint) the training
+ * described by c. device may be NULL. Returns an exit code. */
+int cli_train_run(const train_cfg *c, const char *device, int resume);
+
+#endif
