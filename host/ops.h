@@ -9,7 +9,7 @@
 #include "runtime.h"
 
 /* ---- profiling ---- */
-#define STACL_PROFILE_MAX_OPS 16
+#define STACL_PROFILE_MAX_OPS 40
 
 /* One timed launch: a kernel's own event (start = NULL), or, for library
  * calls that enqueue several kernels and return only the last one's event

@@ -29,7 +29,8 @@ int cli_train_write_config(const train_cfg *c, const char *path);
 int cli_train_read_config(train_cfg *c, const char *path);
 
 /* Runs (or resumes, when the run folder holds a checkpoint) the training
- * described by c. device may be NULL. Returns an exit code. */
-int cli_train_run(const train_cfg *c, const char *device, int resume);
+ * described by c. device may be NULL; profile prints the device time per
+ * op at each epoch's end. Returns an exit code. */
+int cli_train_run(const train_cfg *c, const char *device, int resume, int profile);
 
 #endif

@@ -20,6 +20,8 @@
 #include "loader.h"
 #include "status.h"
 
+#define TRAIN_MAX_OPS 64 /* distinct op names in the profile table */
+
 static volatile sig_atomic_t interrupted;
 static void on_sigint(int sig) {
     (void)sig;
@@ -41,7 +43,36 @@ typedef struct run {
     float *pixels, *logits;
     int32_t *labels;
     char path[PATH_MAX + 64];
+    int profile;
+    stacl_op_time times[TRAIN_MAX_OPS]; /* summed over the epoch's passes */
+    int n_times;
 } run;
+
+/* Adds the last pass's device time per op to the epoch's table. */
+static void add_times(run *r) {
+    const stacl_op_time *t;
+    const int n = stacl_trainer_op_times(r->tr, &t, NULL);
+    for (int i = 0; i < n; i++) {
+        int j = 0;
+        while (j < r->n_times && strcmp(r->times[j].op, t[i].op) != 0) j++;
+        if (j == r->n_times) {
+            if (j == TRAIN_MAX_OPS) continue;
+            r->times[r->n_times++] = (stacl_op_time){t[i].op, 0.0, 0};
+        }
+        r->times[j].ms += t[i].ms;
+        r->times[j].launches += t[i].launches;
+    }
+}
+
+static void print_times(run *r, int epoch) {
+    double total = 0.0;
+    for (int i = 0; i < r->n_times; i++) total += r->times[i].ms;
+    fprintf(stderr, "device time per op, epoch %d (%.1f s in all):\n", epoch, total * 1e-3);
+    for (int i = 0; i < r->n_times; i++)
+        fprintf(stderr, "  %-28s %9.1f ms  %5.1f%%  %7d launches\n", r->times[i].op, r->times[i].ms,
+                100.0 * r->times[i].ms / (total > 0 ? total : 1), r->times[i].launches);
+    r->n_times = 0;
+}
 
 static const char *in_run(run *r, const char *name) {
     snprintf(r->path, sizeof r->path, "%s/%s", r->c->out, name);
@@ -198,6 +229,7 @@ static int run_epoch(run *r, int epoch, int estep, double t0, long long *done_st
             st = stacl_trainer_accumulate(r->tr, r->pixels, r->labels, m, 1.0f, mix(c->seed, (uint64_t)g * 4096 + micro++),
                                           &ls, r->logits);
             if (st != STACL_OK) break;
+            if (r->profile) add_times(r);
             for (int i = 0; i < m; i++) {
                 const float *l = r->logits + (size_t)i * r->classes;
                 int best = 0;
@@ -245,6 +277,7 @@ static int run_epoch(run *r, int epoch, int estep, double t0, long long *done_st
         }
     }
     stacl_loader_free(ld);
+    if (r->profile && result == 1) print_times(r, epoch + 1);
     return result;
 }
 
@@ -331,10 +364,11 @@ static void close_run(run *r) {
     stacl_ctx_free(r->ctx);
 }
 
-int cli_train_run(const train_cfg *c, const char *device, int resume) {
+int cli_train_run(const train_cfg *c, const char *device, int resume, int profile) {
     run r;
     memset(&r, 0, sizeof r);
     r.c = c;
+    r.profile = profile;
     int epoch = 0, estep = 0, rc = CLI_EXIT_FAILURE;
     if (!open_run(&r, device, resume, &epoch, &estep)) goto done;
     if (epoch >= c->epochs) {

@@ -19,8 +19,8 @@ static void usage(void) {
            "                   [--epochs 12] [--warmup-epochs 2] [--lr LR] [--batch 8] [--micro-batch 1]\n"
            "                   [--weight-decay 0.01] [--label-smoothing 0] [--dropout 0.5] [--clip-grad 0]\n"
            "                   [--seed 0] [--workers 2] [--save-every 0] [--val-every 1] [--recompute]\n"
-           "                   [--device D]\n"
-           "       stacl train --resume RUN_DIR [--device D]\n\n"
+           "                   [--device D] [--profile]\n"
+           "       stacl train --resume RUN_DIR [--device D] [--profile]\n\n"
            "Trains ST-Adapter adapters and a linear head on a frozen CLIP vision tower. Adapters (fc1 ->\n"
            "depthwise 3D conv -> fc2 on the patch tokens) go in the last --adapter-layers blocks, before\n"
            "attention (--pre-attn) and/or before the MLP (--pre-mlp). Presets as the reference code:\n"
@@ -38,7 +38,8 @@ static void usage(void) {
            "config.json (this run's settings) and log.jsonl (one JSON object per step and validation).\n"
            "Checkpoints are written atomically every --save-every steps and at each epoch end; Ctrl-C\n"
            "saves the last completed step and exits; --resume RUN_DIR continues exactly where it\n"
-           "stopped (same data order, same random draws).\n");
+           "stopped (same data order, same random draws). --profile prints the device time per op (OpenCL\n"
+           "events) at each epoch's end.\n");
 }
 
 static int parse_kernel(const char *v, int k[3]) {
@@ -211,7 +212,8 @@ int cmd_train(int argc, char **argv) {
         {"--lr", 1},             {"--batch", 1},         {"--micro-batch", 1},  {"--weight-decay", 1},
         {"--label-smoothing", 1}, {"--dropout", 1},      {"--clip-grad", 1},    {"--seed", 1},
         {"--workers", 1},        {"--threads", 1},       {"--save-every", 1},   {"--val-every", 1},
-        {"--recompute", 0},      {"--device", 1},        {"--resume", 1},       {"--help", 0}};
+        {"--recompute", 0},      {"--device", 1},        {"--resume", 1},       {"--help", 0},
+        {"--profile", 0}};
     const int n_opts = (int)(sizeof opts / sizeof opts[0]);
     cli_args a = {argc, argv, 1, "train", 0};
     train_cfg c;
@@ -227,11 +229,11 @@ int cmd_train(int argc, char **argv) {
     c.workers = 2;
     c.val_every = 1;
     const char *device = NULL, *resume = NULL, *value;
-    int sites_given = 0, others = 0, k;
+    int sites_given = 0, others = 0, profile = 0, k;
     double x;
     while ((k = cli_next(&a, opts, n_opts, &value)) >= 0) {
         int ok = 1;
-        if (k != 29 && k != 30) others = 1;
+        if (k != 29 && k != 30 && k != 32) others = 1;
         switch (k) {
         case 0: copy_path(c.model, value); break;
         case 1: copy_path(c.train_list, value); break;
@@ -279,6 +281,7 @@ int cmd_train(int argc, char **argv) {
         case 29: device = value; break;
         case 30: resume = value; break;
         case 31: usage(); return 0;
+        case 32: profile = 1; break;
         }
         if (!ok) return CLI_EXIT_USAGE;
     }
@@ -291,7 +294,7 @@ int cmd_train(int argc, char **argv) {
         snprintf(path, sizeof path, "%s/config.json", resume);
         if (!cli_train_read_config(&c, path)) return CLI_EXIT_FAILURE;
         copy_path(c.out, resume);
-        return cli_train_run(&c, device, 1);
+        return cli_train_run(&c, device, 1, profile);
     }
     if (!*c.model || !*c.train_list || !*c.val_list || !*c.classes || !*c.out)
         return cli_usage_error("train", "--model, --train, --val, --classes and --out are required (see --help)");
@@ -313,5 +316,5 @@ int cmd_train(int argc, char **argv) {
     }
     snprintf(path, sizeof path, "%s/config.json", c.out);
     if (!cli_check_writable("train", path) || !cli_train_write_config(&c, path)) return CLI_EXIT_FAILURE;
-    return cli_train_run(&c, device, 0);
+    return cli_train_run(&c, device, 0, profile);
 }
