@@ -25,7 +25,8 @@ static size_t max3(size_t a, size_t b, size_t c) {
 }
 
 static stacl_status check_act(const char *op, stacl_bias_act act) {
-    if ((unsigned)act > STACL_BIAS_GELU) return stacl_fail(STACL_ERR_INVALID_ARG, "%s: unknown activation %d", op, (int)act);
+    if ((unsigned)act > STACL_BIAS_GELU)
+        return stacl_fail(STACL_ERR_INVALID_ARG, "%s: unknown activation %d", op, (int)act);
     return STACL_OK;
 }
 

@@ -12,17 +12,20 @@
  *
  * Speed: the four fc kernels are GEMMs of ~F*P*W*A multiply-adds (925 M for
  * ViT-B, 8 frames). Each work-item computes a register tile of outputs with
- * explicit bwd_vec vectors along the dimension that is contiguous in memory,
- * so that every value loaded feeds several multiply-adds and the CPU gets
- * SIMD (PoCL does not vectorise a work-item loop around an inner loop, and
- * the float reductions inside one work-item may not be reordered). Partial
- * blocks at the ends clamp their reads to the last valid row/column and
- * skip the writes. */
+ * explicit vectors along the dimension that is contiguous in memory, so that
+ * every value loaded feeds several multiply-adds and the CPU gets SIMD (PoCL
+ * does not vectorise a work-item loop around an inner loop, and the float
+ * sums inside one work-item may not be reordered). Partial tiles at the ends
+ * clamp their reads to the last valid row/column (or zero-fill a partial
+ * vector) and skip the writes. */
 
-/* Vector width: float16 (measured on PoCL, AVX-512: the dot kernels took
- * 33 ms with bwd_vec and 4 x 4 tiles, 19 ms with float16 and 4 x 2 tiles, the
- * parameter kernels XXX). GPUs split the vectors into scalars: the tiles
- * then give instruction-level parallelism instead. */
+/* Vector width 16 (bwd_vec, bwd_vload, bwd_vstore and bwd_hsum change
+ * together). Measured on PoCL (AVX-512, ViT-B shape): the dot kernels took
+ * 33 ms with float8 and 4 x 4 tiles, 19 ms with float16 and 4 x 2 (4 x 4
+ * float16: no faster, twice the registers); the outer-product kernels 38 ms
+ * with float8, 18 ms with float16 (BWD_SCAL 4, 12 or 16: slower). GPUs split
+ * the vectors into scalars: the tiles then give instruction-level
+ * parallelism. The host's launchers (ops_backward.c) repeat these sizes. */
 #define BWD_VW 16
 typedef float16 bwd_vec;
 #define bwd_vload vload16
@@ -45,7 +48,7 @@ bwd_vec bwd_load(__global const float *p, uint n) {
 }
 
 /* Sum of the lanes in a fixed order (halving). */
-float bwd_hsum(float16 v) {
+float bwd_hsum(bwd_vec v) {
     const float8 a = v.lo + v.hi;
     const float4 b = a.lo + a.hi;
     const float2 c = b.lo + b.hi;
@@ -59,10 +62,11 @@ size_t bwd_row(size_t r, uint patches, uint skip) { return skip ? r + r / patche
 
 /* out[r, j] (= or +=) sum_k in[r, k] wt[j, k] for r < rows, j < nj: the
  * reduction runs along k, contiguous in both in and wt, so it is vectorised
- * (8 lanes, summed in a fixed order at the end, then the k % 8 tail). One
- * work-item per BWD_ROWS x BWD_OUTS block: per 8 k, BWD_ROWS + BWD_OUTS
- * vector loads feed BWD_ROWS * BWD_OUTS vector multiply-adds. in rows are nk
- * floats apart, out rows nj (through bwd_row), wt is dense [nj, nk]. */
+ * (BWD_VW lanes, summed in a fixed order at the end, then the k % BWD_VW
+ * tail in order). One work-item per BWD_ROWS x BWD_OUTS block: per BWD_VW
+ * values of k, BWD_ROWS + BWD_OUTS vector loads feed BWD_ROWS * BWD_OUTS
+ * vector multiply-adds. Rows of in are nk floats apart, rows of out nj
+ * (both through bwd_row); wt is dense [nj, nk]. */
 void bwd_dot(__global const float *in, uint in_off, uint in_skip, __global const float *wt, uint w_off,
              __global float *out, uint out_off, uint out_skip, uint rows, uint patches, uint nk, uint nj,
              int accumulate) {
@@ -102,9 +106,10 @@ void bwd_dot(__global const float *in, uint in_off, uint in_skip, __global const
     }
 }
 
-/* The row loop of bwd_outer: acc[k] += u[r, uo[k]] v[r, 0..7] and
- * bacc += v[r, 0..7] over every row r in order (frames, then patches, no
- * division per row). nv = the valid columns of v (8: full vector loads). */
+/* The row loop of bwd_outer: acc[k] += u[r, uo[k]] v[r, 0..BWD_VW-1] and
+ * bacc += v[r, 0..BWD_VW-1] over every row r in order (frames, then
+ * patches: no division per row). nv = the valid columns of v (BWD_VW: full
+ * vector loads). */
 void bwd_outer_rows(__global const float *u, uint u_ld, uint u_skip, __global const float *v, uint v_ld,
                     uint v_skip, uint frames, uint patches, const uint *uo, uint nv, bwd_vec *acc, bwd_vec *bacc) {
     for (uint f = 0; f < frames; f++) {
@@ -123,7 +128,7 @@ void bwd_outer_rows(__global const float *u, uint u_ld, uint u_skip, __global co
  *   grad[g_off + i * nj + j] += sum_r u[r, i] v[r, j]   (i < ni, j < nj)
  *   grad[b_off + j] += sum_r v[r, j]                      (by the i0 = 0 items)
  * over the frames * patches rows r (u rows ni floats apart, v rows nj, both
- * through bwd_row). One work-item per BWD_SCAL (i) x 8 (j) block: per row,
+ * through bwd_row). One work-item per BWD_SCAL (i) x BWD_VW (j) block: per row,
  * one vector load of v and BWD_SCAL scalars of u feed BWD_SCAL vector
  * multiply-adds; the bias costs one vector add per row. */
 void bwd_outer(__global const float *u, uint u_off, uint u_skip, __global const float *v, uint v_off, uint v_skip,
@@ -221,7 +226,7 @@ __kernel void adapter_dwconv3d_backward_input(__global const float *dy, uint dy_
 }
 
 /* Sum over one tap (shift st, sh, sw of the source; bias: h_used 0, dy
- * alone) of dy[pos, a0..a0+7] h[pos + shift, a0..a0+7], positions in order
+ * alone) of dy[pos, a0..] h[pos + shift, a0..] over BWD_VW channels, in order
  * (clip, t, row, column), only those whose source lies inside the volume. */
 bwd_vec bwd_conv_tap(__global const float *h, __global const float *dy, int h_used, uint clips, int T, int grid,
                     uint aw, int st, int sh, int sw, uint nv) {
@@ -245,9 +250,9 @@ bwd_vec bwd_conv_tap(__global const float *h, __global const float *dy, int h_us
 /* Conv weight and bias gradients, ADDED into grad:
  *   grad[w_off + a * K + k] += sum dy[n, t, r, c, a] h[n, t + jt - kt/2, r + jh - kh/2, c + jw - kw/2, a]
  *   grad[b_off + a] += sum dy[..., a]
- * (k = (jt * kh + jh) * kw + jw). One work-item per tap (or the bias) and 8
- * consecutive channels, contiguous in h and dy: (K + 1) * ceil(A / 8) items,
- * each a bwd_vec sum over the F * P positions. */
+ * (k = (jt * kh + jh) * kw + jw). One work-item per tap (or the bias) and
+ * BWD_VW consecutive channels, contiguous in h and dy: (K + 1) *
+ * ceil(A / BWD_VW) items, each a vector sum over the F * P positions. */
 __kernel void adapter_dwconv3d_backward_params(__global const float *h, uint h_off, __global const float *dy,
                                                uint dy_off, __global float *grad, uint w_off, uint b_off,
                                                uint clips, uint T, uint grid, uint aw, uint kt, uint kh, uint kw) {

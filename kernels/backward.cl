@@ -85,7 +85,7 @@ __kernel void layernorm_backward_rows(__global const float *x, uint x_off, uint 
     for (uint c = lid; c < cols; c += n) {
         const float g = dyr[c] * gm[c];
         const float xhat = (xr[c] - mean) * inv_std;
-        dxr[c] += inv_std * (g - mg);
+        dxr[c] += inv_std * (g - mg - xhat * mgx);
     }
 }
 

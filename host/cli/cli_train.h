@@ -33,4 +33,12 @@ int cli_train_read_config(train_cfg *c, const char *path);
  * op at each epoch's end. Returns an exit code. */
 int cli_train_run(const train_cfg *c, const char *device, int resume, int profile);
 
+/* Predictions of an adapted model on a dataset: for sample i, pred[i] =
+ * the class with the largest view-averaged probability, rank[i] = how many
+ * classes score above the true one (0: top-1); both -1 for a video that
+ * cannot be read. Returns 1, or 0 after printing the error. */
+struct stacl_dataset;
+int cli_train_predict(stacl_state *state, const stacl_adapter *ad, const struct stacl_dataset *ds,
+                      const stacl_clip_spec *clip, int size, int workers, int classes, int *pred, int *rank);
+
 #endif

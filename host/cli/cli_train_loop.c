@@ -119,57 +119,72 @@ static void log_line(run *r, const char *fmt, ...) {
     fflush(r->log);
 }
 
-/* Top-1 / top-5 on the validation list: every test-time view of a video
- * through the adapted model, softmax probabilities averaged over views. */
-static int validate(run *r, int epoch, long long step) {
-    const train_cfg *c = r->c;
+int cli_train_predict(stacl_state *state, const stacl_adapter *ad, const stacl_dataset *ds,
+                      const stacl_clip_spec *clip, int size, int workers, int classes, int *pred, int *rank) {
     stacl_loader_config lc = stacl_loader_config_default();
-    lc.workers = c->workers;
-    lc.clip = c->clip;
-    lc.clip.temporal_views = lc.clip.spatial_views = 1;
-    lc.size = r->size;
+    lc.workers = workers;
+    lc.clip = *clip;
+    lc.size = size;
     stacl_loader *ld = NULL;
-    stacl_status st = stacl_loader_create(&ld, r->val_ds, &lc);
+    stacl_status st = stacl_loader_create(&ld, ds, &lc);
     if (st != STACL_OK) return cli_fail("train", st), 0;
-    const int C = r->classes, T = c->clip.num_frames;
+    const int C = classes, T = clip->num_frames;
     double *prob = malloc(sizeof(double) * (size_t)C);
-    float *logits = malloc(sizeof(float) * (size_t)C * (size_t)stacl_clip_num_views(&lc.clip));
-    int n = 0, top1 = 0, top5 = 0, bad = 0;
+    float *logits = malloc(sizeof(float) * (size_t)C * (size_t)stacl_clip_num_views(clip));
     const stacl_sample *s;
+    int n = 0;
     while (prob && logits && (st = stacl_loader_next(ld, &s)) == STACL_OK && s) {
-        if (!s->ok) {
-            bad++;
-            continue;
-        }
-        if ((st = stacl_classify_forward(r->val_state, r->ad, s->pixels, s->views, T, STACL_OUT_EMBEDDING, logits)) !=
-            STACL_OK)
+        pred[s->index] = rank[s->index] = -1;
+        if (!s->ok) continue;
+        if ((st = stacl_classify_forward(state, ad, s->pixels, s->views, T, STACL_OUT_EMBEDDING, logits)) != STACL_OK)
             break;
         for (int k = 0; k < C; k++) prob[k] = 0.0;
-        for (int v = 0; v < s->views; v++) {
+        for (int v = 0; v < s->views; v++) { /* softmax probabilities averaged over views */
             const float *l = logits + (size_t)v * C;
             double mx = l[0], sum = 0.0;
             for (int k = 1; k < C; k++) mx = l[k] > mx ? l[k] : mx;
             for (int k = 0; k < C; k++) sum += exp(l[k] - mx);
             for (int k = 0; k < C; k++) prob[k] += exp(l[k] - mx) / sum / s->views;
         }
-        int rank = 0;
-        for (int k = 0; k < C; k++) rank += prob[k] > prob[s->label];
-        top1 += rank == 0;
-        top5 += rank < 5;
+        int best = 0, r = 0;
+        for (int k = 0; k < C; k++) {
+            best = prob[k] > prob[best] ? k : best;
+            r += prob[k] > prob[s->label];
+        }
+        pred[s->index] = best;
+        rank[s->index] = r;
         n++;
     }
     stacl_loader_free(ld);
     free(prob);
     free(logits);
+    if (st == STACL_OK && (!prob || !logits)) st = stacl_fail(STACL_ERR_OUT_OF_MEMORY, "out of host memory");
     if (st != STACL_OK) return cli_fail("train", st), 0;
-    if (!n) {
-        fprintf(stderr, "stacl train: error: no readable validation video in '%s'\n", c->val_list);
+    return n ? 1 : (fprintf(stderr, "stacl train: error: no readable video in '%s'\n", stacl_dataset_list_path(ds)), 0);
+}
+
+/* Top-1 / top-5 on the validation list (one center view per video). */
+static int validate(run *r, int epoch, long long step) {
+    const int N = stacl_dataset_size(r->val_ds);
+    int *pred = malloc(sizeof(int) * (size_t)N * 2), n = 0, top1 = 0, top5 = 0;
+    if (!pred) return fprintf(stderr, "stacl train: error: out of memory\n"), 0;
+    stacl_clip_spec clip = r->c->clip;
+    clip.temporal_views = clip.spatial_views = 1;
+    if (!cli_train_predict(r->val_state, r->ad, r->val_ds, &clip, r->size, r->c->workers, r->classes, pred, pred + N)) {
+        free(pred);
         return 0;
     }
+    for (int i = 0; i < N; i++) {
+        if (pred[N + i] < 0) continue;
+        n++;
+        top1 += pred[N + i] == 0;
+        top5 += pred[N + i] < 5;
+    }
+    free(pred);
     fprintf(stderr, "validation after epoch %d: top-1 %.2f%%  top-5 %.2f%%  (%d clips%s)\n", epoch,
-            100.0 * top1 / n, 100.0 * top5 / n, n, bad ? ", some unreadable" : "");
+            100.0 * top1 / n, 100.0 * top5 / n, n, n < N ? ", some unreadable" : "");
     log_line(r, "{\"type\":\"val\",\"epoch\":%d,\"step\":%lld,\"top1\":%.6f,\"top5\":%.6f,\"clips\":%d,\"bad\":%d}",
-             epoch, step, (double)top1 / n, (double)top5 / n, n, bad);
+             epoch, step, (double)top1 / n, (double)top5 / n, n, N - n);
     return 1;
 }
 

@@ -293,9 +293,9 @@ void ref_layernorm_backward(size_t rows, size_t cols, double eps, const float *x
         for (size_t c = 0; c < cols; c++) {
             const double g = (double)dyr[c] * gamma[c], xhat = ((double)xr[c] - mean) * rstd;
             const double old = dxr[c];
-            if (mag)
-                mag[r * cols + c] = (float)(fabs(old) + rstd * (fabs(g) + mag_g + fabs(xhat) * fabs(mgx) +
-                                                                fabs(xhat) * mag_gx + m * (fabs(mgx) + fabs(xhat) * mag_g)));
+            const double scale =
+                fabs(g) + mag_g + fabs(xhat) * (fabs(mgx) + mag_gx) + m * (fabs(mgx) + fabs(xhat) * mag_g);
+            if (mag) mag[r * cols + c] = (float)(fabs(old) + rstd * scale);
             dxr[c] = (float)(old + rstd * (g - mg - xhat * mgx));
         }
     }
