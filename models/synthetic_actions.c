@@ -92,3 +92,43 @@ void stacl_synth_render(int label, uint64_t seed, int w, int h, int frames, uint
         }
     }
 }
+
+const char *const stacl_synth_simple_names[STACL_SYNTH_CLASSES] = {
+    "brightening", "darkening", "fading in", "fading out", "growing", "shrinking", "moving right", "moving left"};
+
+void stacl_synth_render_simple(int label, uint64_t seed, int w, int h, int frames, uint8_t *rgb) {
+    uint64_t s = seed * 0x9E3779B97F4A7C15ull + (uint64_t)(label / 2) * 7919u + 3;
+    double bg[2][3], fg[3];
+    for (int c = 0; c < 3; c++) bg[0][c] = uni(&s, 40, 215), bg[1][c] = uni(&s, 40, 215), fg[c] = uni(&s, 0, 255);
+    const double bfx = uni(&s, 0.05, 0.3), bfy = uni(&s, 0.05, 0.3), bph = uni(&s, 0, 6.283);
+    const int shape = (int)(next(&s) % 3);
+    const int pair = label / 2;
+    /* Per-pair paths over t in [0, 1]: brightness gain, shape opacity, size
+     * and center. */
+    double g0 = 1, g1 = 1, a0 = 1, a1 = 1, s0 = 0.25, s1 = 0.25, cx0 = 0.5, cx1 = 0.5;
+    const double cy = uni(&s, 0.4, 0.6);
+    if (pair == 0) g0 = uni(&s, 0.25, 0.45), g1 = uni(&s, 0.95, 1.2), a0 = a1 = 0; /* no shape */
+    else if (pair == 1) a0 = 0, a1 = 1, s0 = s1 = uni(&s, 0.22, 0.32), cx0 = cx1 = uni(&s, 0.4, 0.6);
+    else if (pair == 2) s0 = uni(&s, 0.08, 0.12), s1 = uni(&s, 0.3, 0.4), cx0 = cx1 = uni(&s, 0.4, 0.6);
+    else cx0 = uni(&s, 0.15, 0.3), cx1 = uni(&s, 0.7, 0.85), s0 = s1 = uni(&s, 0.18, 0.26);
+    const double short_side = w < h ? w : h;
+    for (int f = 0; f < frames; f++) {
+        const int t_index = (label % 2) ? frames - 1 - f : f; /* the pair's second class: reversed */
+        const double t = frames > 1 ? (double)t_index / (frames - 1) : 0.0;
+        const double gain = g0 + t * (g1 - g0), alpha = a0 + t * (a1 - a0), size = (s0 + t * (s1 - s0)) * short_side;
+        const double cx = (cx0 + t * (cx1 - cx0)) * w, cyy = cy * h;
+        uint8_t *out = rgb + (size_t)f * w * h * 3;
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++) {
+                const double bx = 0.5 + 0.5 * sin(bfx * x + bph) * cos(bfy * y - bph);
+                double col[3];
+                for (int c = 0; c < 3; c++) col[c] = (bg[0][c] * bx + bg[1][c] * (1 - bx)) * gain;
+                if (alpha > 0 && inside(shape, (x + 0.5 - cx) / size, (y + 0.5 - cyy) / size))
+                    for (int c = 0; c < 3; c++) col[c] = alpha * fg[c] + (1 - alpha) * col[c];
+                for (int c = 0; c < 3; c++) {
+                    const double v = col[c] < 0 ? 0 : col[c] > 255 ? 255 : col[c];
+                    out[((size_t)y * w + x) * 3 + c] = (uint8_t)lrint(v);
+                }
+            }
+    }
+}

@@ -13,6 +13,13 @@
 
 #define STACL_SYNTH_CLASSES 8
 extern const char *const stacl_synth_class_names[STACL_SYNTH_CLASSES];
+/* A second, easier set with the same pairing (2k forward, 2k + 1 the same
+ * clip reversed): brightening/darkening, fading in/fading out (a shape's
+ * opacity), growing/shrinking, moving right/left. Each pair's frame set
+ * differs in a global way a random frozen backbone can still see, so a
+ * demo measures temporal order rather than appearance recognition. */
+extern const char *const stacl_synth_simple_names[STACL_SYNTH_CLASSES];
+void stacl_synth_render_simple(int label, uint64_t seed, int w, int h, int frames, uint8_t *rgb);
 
 /* Renders `frames` RGB24 frames (w x h, packed, frame after frame) of class
  * `label` (0..7) for sample seed `seed`; the same arguments give the same

@@ -12,7 +12,7 @@
 
 static void usage(void) {
     printf("usage: stacl make-dataset --out DIR [--per-class 8] [--val-per-class 2] [--seed 0] [--frames 32]\n"
-           "                          [--size 64] [--fps 16] [--codec h264|mjpeg|ffv1|mpeg4|vp9]\n\n"
+           "                          [--size 64] [--fps 16] [--codec h264|mjpeg|ffv1|mpeg4|vp9] [--set motion|simple]\n\n"
            "Writes a synthetic action dataset whose labels need temporal order: a textured shape moving\n"
            "right/left/down/up, rotating clockwise/counter-clockwise, growing/shrinking over a random\n"
            "background. Each pair of classes shares its frames in reverse order, so averaging frames\n"
@@ -22,6 +22,8 @@ static void usage(void) {
            "  DIR/train.csv, DIR/val.csv        path,label (class names), paths relative to DIR\n\n"
            "  --per-class N      training clips per class (default 8)\n"
            "  --val-per-class N  validation clips per class (default 2)\n"
+           "  --set simple       an easier class set with the same pairing: brightening/darkening, fading in/\n"
+           "                     out, growing/shrinking, moving right/left (the training demo's)\n"
            "  --codec            h264 (libx264, .mp4; default), mjpeg (.avi), ffv1 (.mkv), mpeg4 (.avi),\n"
            "                     vp9 (.webm)\n");
 }
@@ -40,9 +42,10 @@ static int make_dir(const char *path) {
     return 0;
 }
 
-static int write_clip(const char *path, const char *codec, int label, uint64_t seed, int w, int h, int frames,
-                      int fps, uint8_t *rgb) {
-    stacl_synth_render(label, seed, w, h, frames, rgb);
+static int write_clip(const char *path, const char *codec, int simple, int label, uint64_t seed, int w, int h,
+                      int frames, int fps, uint8_t *rgb) {
+    if (simple) stacl_synth_render_simple(label, seed, w, h, frames, rgb);
+    else stacl_synth_render(label, seed, w, h, frames, rgb);
     stacl_video_writer *vw = NULL;
     stacl_status st = stacl_video_writer_open(&vw, path, codec, w, h, fps);
     for (int f = 0; f < frames && st == STACL_OK; f++) st = stacl_video_writer_add(vw, rgb + (size_t)f * w * h * 3);
@@ -58,9 +61,10 @@ static int write_clip(const char *path, const char *codec, int label, uint64_t s
 int cmd_make_dataset(int argc, char **argv) {
     static const cli_opt opts[] = {{"--out", 1},    {"--per-class", 1}, {"--val-per-class", 1}, {"--seed", 1},
                                    {"--frames", 1}, {"--size", 1},      {"--fps", 1},           {"--codec", 1},
-                                   {"--help", 0}};
+                                   {"--help", 0},   {"--set", 1}};
     const int n_opts = (int)(sizeof opts / sizeof opts[0]);
     cli_args a = {argc, argv, 1, "make-dataset", 0};
+    int simple = 0;
     const char *out = NULL, *codec = "h264", *value;
     int per_class = 8, val_per_class = 2, seed = 0, frames = 32, size = 64, fps = 16, k;
     while ((k = cli_next(&a, opts, n_opts, &value)) >= 0) {
@@ -79,10 +83,16 @@ int cmd_make_dataset(int argc, char **argv) {
                 return cli_usage_error("make-dataset", "--codec must be h264, mjpeg, ffv1, mpeg4 or vp9, got '%s'", value);
             break;
         case 8: usage(); return 0;
+        case 9:
+            if (strcmp(value, "simple") == 0) simple = 1;
+            else if (strcmp(value, "motion") == 0) simple = 0;
+            else return cli_usage_error("make-dataset", "--set must be motion or simple, got '%s'", value);
+            break;
         }
         if (!ok) return CLI_EXIT_USAGE;
     }
     if (k == -2) return CLI_EXIT_USAGE;
+    const char *const *names = simple ? stacl_synth_simple_names : stacl_synth_class_names;
     if (!out) return cli_usage_error("make-dataset", "--out DIR is required");
     if (per_class + val_per_class == 0) return cli_usage_error("make-dataset", "no clips to make (--per-class 0 --val-per-class 0)");
     size &= ~1;
@@ -103,7 +113,7 @@ int cmd_make_dataset(int argc, char **argv) {
         return CLI_EXIT_FAILURE;
     }
     fprintf(cf, "id,name\n");
-    for (int c = 0; c < STACL_SYNTH_CLASSES; c++) fprintf(cf, "%d,%s\n", c, stacl_synth_class_names[c]);
+    for (int c = 0; c < STACL_SYNTH_CLASSES; c++) fprintf(cf, "%d,%s\n", c, names[c]);
     fclose(cf);
     const char *split_name[2] = {"train", "val"};
     const int count[2] = {per_class, val_per_class};
@@ -128,11 +138,11 @@ int cmd_make_dataset(int argc, char **argv) {
                 uint64_t sample_seed = ((uint64_t)seed << 32) ^ ((uint64_t)sp << 31) ^ (uint64_t)i;
                 snprintf(rel, sizeof rel, "videos/%s_%02d_%04d.%s", split_name[sp], c, i, extension(codec));
                 snprintf(path, sizeof path, "%s/%s", out, rel);
-                if (!write_clip(path, codec, c, sample_seed, w, h, frames, fps, rgb)) {
+                if (!write_clip(path, codec, simple, c, sample_seed, w, h, frames, fps, rgb)) {
                     rc = CLI_EXIT_FAILURE;
                     goto done;
                 }
-                fprintf(lists[sp], "%s,%s\n", rel, stacl_synth_class_names[c]);
+                fprintf(lists[sp], "%s,%s\n", rel, names[c]);
                 if (++done % 16 == 0 || done == total) {
                     printf("  %d/%d clips\n", done, total);
                     fflush(stdout);
