@@ -24,13 +24,13 @@
 
 static void usage(void) {
     printf("usage: stacl train-demo [--seeds 3] [--epochs 10] [--per-class 64] [--val-per-class 32]\n"
-           "                        [--frames 8] [--out DIR] [--device D]\n\n"
-           "Trains ST-Adapter (pre-attention + pre-MLP adapters of width 64 in all 3 blocks of a random\n"
-           "128-wide ViT, 64x64 frames, patch 16) and a frame-averaging baseline (the same frozen backbone\n"
-           "with a linear head) on a generated dataset of time-reversed class pairs (brightening/\n"
-           "darkening, fading in/out, growing/shrinking, moving right/left), for each seed, and prints\n"
-           "top-1, pair and within-pair accuracy (see docs/training.md). Everything is written under\n"
-           "--out (default: a temporary folder, removed at the end).\n");
+           "                        [--frames 8] [--lr 3e-3] [--dropout 0.5] [--out DIR] [--device D]\n\n"
+           "Trains ST-Adapter (pre-attention + pre-MLP adapters of width 64 with a 3x3x3 depthwise kernel\n"
+           "in all 3 blocks of a random 128-wide ViT; 64x64 frames, patch 16) and a frame-averaging baseline\n"
+           "(the same frozen backbone with a linear head) on a generated dataset of time-reversed class\n"
+           "pairs (brightening/darkening, fading in/out, growing/shrinking, moving right/left), for each\n"
+           "seed, and prints top-1, pair and within-pair accuracy (see docs/training.md). Everything is\n"
+           "written under --out (default: a temporary folder, removed at the end).\n");
 }
 
 typedef struct scores {
@@ -100,11 +100,12 @@ static int run_command(int (*cmd)(int, char **), const char **args, int n) {
 
 int cmd_train_demo(int argc, char **argv) {
     static const cli_opt opts[] = {{"--seeds", 1}, {"--epochs", 1}, {"--per-class", 1}, {"--val-per-class", 1},
-                                   {"--frames", 1}, {"--out", 1},   {"--device", 1},    {"--help", 0}};
+                                   {"--frames", 1}, {"--out", 1},   {"--device", 1},    {"--help", 0},
+                                   {"--lr", 1},     {"--dropout", 1}};
     cli_args a = {argc, argv, 1, "train-demo", 0};
-    const char *out = NULL, *device = NULL, *value;
+    const char *out = NULL, *device = NULL, *lr = "3e-3", *dropout = "0.5", *value;
     int seeds = 3, epochs = 10, per_class = 64, val_per_class = 32, frames = 8, k;
-    while ((k = cli_next(&a, opts, 8, &value)) >= 0) {
+    while ((k = cli_next(&a, opts, 10, &value)) >= 0) {
         int ok = 1;
         switch (k) {
         case 0: ok = cli_int("train-demo", "--seeds", value, 1, 100, &seeds); break;
@@ -115,6 +116,8 @@ int cmd_train_demo(int argc, char **argv) {
         case 5: out = value; break;
         case 6: device = value; break;
         case 7: usage(); return 0;
+        case 8: lr = value; break;      /* checked by stacl train */
+        case 9: dropout = value; break; /* likewise */
         }
         if (!ok) return CLI_EXIT_USAGE;
     }
@@ -175,14 +178,16 @@ int cmd_train_demo(int argc, char **argv) {
                             "--val-per-class", s_vpc, "--frames", s_frames, "--size", "64", "--seed", s_seed};
         if ((rc = run_command(cmd_make_dataset, mk, 15)) != 0) break;
         for (int m = 0; m < 2 && rc == 0; m++) {
-            const char *tr[40] = {"train", "--model", model, "--train", train_list, "--val", val_list, "--classes",
+            const char *tr[48] = {"train", "--model", model, "--train", train_list, "--val", val_list, "--classes",
                                   classes, "--out", run[m], "--num-frames", s_frames, "--epochs", s_epochs,
-                                  "--warmup-epochs", "1", "--lr", "3e-3", "--batch", "16", "--micro-batch", "16",
+                                  "--warmup-epochs", "1", "--lr", lr, "--dropout", dropout, "--batch", "16", "--micro-batch", "16",
                                   "--seed", s_seed, "--val-every", "0"};
-            int n = 26;
+            int n = 0;
+            while (tr[n]) n++;
             if (m == 0) {
-                const char *extra[] = {"--adapter-width", "64", "--adapter-layers", "3", "--pre-attn", "--pre-mlp"};
-                for (int i = 0; i < 6; i++) tr[n++] = extra[i];
+                const char *extra[] = {"--adapter-width", "64", "--adapter-layers", "3", "--pre-attn", "--pre-mlp",
+                                       "--kernel", "3,3,3"};
+                for (int i = 0; i < 8; i++) tr[n++] = extra[i];
             } else {
                 tr[n++] = "--preset";
                 tr[n++] = "head";

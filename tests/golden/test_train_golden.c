@@ -31,6 +31,7 @@
 #include "safetensors.h"
 #include "train_internal.h"
 #include "test_util.h"
+#include "unit/cl_test_util.h"
 
 static stacl_ctx *ctx;
 static stacl_model *model;
@@ -53,14 +54,6 @@ static int teardown(void **state) {
     return 0;
 }
 
-#define CHECK(call)                                                                          \
-    do {                                                                                     \
-        stacl_status s_ = (call);                                                            \
-        if (s_ != STACL_OK) {                                                                \
-            print_error("%s -> %s: %s\n", #call, stacl_status_str(s_), stacl_last_error()); \
-            fail();                                                                          \
-        }                                                                                    \
-    } while (0)
 
 static void data_path(char *buf, size_t cap, const char *c, const char *file) {
     snprintf(buf, cap, "%s/train/%s/%s", STACL_TEST_DATA, c, file);
@@ -70,7 +63,7 @@ static void run_case(const char *name) {
     char path[600], rel[256];
     data_path(path, sizeof path, name, "adapter.safetensors");
     stacl_adapter *ad = NULL;
-    CHECK(stacl_adapter_load(&ad, model, path));
+    ST_CHECK(stacl_adapter_load(&ad, model, path));
     stacl_npy input = {0}, logits_ref = {0};
     snprintf(rel, sizeof rel, "train/%s/input.npy", name);
     tu_load_npy(rel, &input);
@@ -81,13 +74,13 @@ static void run_case(const char *name) {
 
     stacl_st_file *tf = NULL;
     data_path(path, sizeof path, name, "targets.safetensors");
-    CHECK(stacl_st_open(&tf, path));
+    ST_CHECK(stacl_st_open(&tf, path));
     int64_t labels64[16];
     float loss_ref = 0.0f;
     const stacl_st_tensor *lt = stacl_st_find(tf, "labels"), *lo = stacl_st_find(tf, "loss");
     assert_true(lt && lo && lt->numel == (uint64_t)B && B <= 16);
-    CHECK(stacl_st_read_i64(tf, lt, labels64));
-    CHECK(stacl_st_read_f32(tf, lo, &loss_ref));
+    ST_CHECK(stacl_st_read_i64(tf, lt, labels64));
+    ST_CHECK(stacl_st_read_f32(tf, lo, &loss_ref));
     stacl_st_close(tf);
     int32_t labels[16];
     for (int i = 0; i < B; i++) labels[i] = (int32_t)labels64[i];
@@ -96,10 +89,10 @@ static void run_case(const char *name) {
     opt.dropout = 0.0f;
     opt.label_smoothing = 0.1f;
     stacl_trainer *t = NULL;
-    CHECK(stacl_trainer_create(&t, ad, B, T, &opt));
+    ST_CHECK(stacl_trainer_create(&t, ad, B, T, &opt));
     float *logits = malloc(sizeof(float) * (size_t)B * (size_t)C);
     double loss_sum = 0.0;
-    CHECK(stacl_trainer_accumulate(t, input.data, labels, B, 1.0f / (float)B, 1, &loss_sum, logits));
+    ST_CHECK(stacl_trainer_accumulate(t, input.data, labels, B, 1.0f / (float)B, 1, &loss_sum, logits));
     tu_check_golden(name, "logits", logits, &logits_ref, (size_t)B * (size_t)C);
     const double loss = loss_sum / B;
     printf("    %s: loss %.8f (golden %.8f, rel err %.2e)\n", name, loss, (double)loss_ref,
@@ -110,11 +103,11 @@ static void run_case(const char *name) {
     const size_t n = ad->total;
     float *g = malloc(n * sizeof *g), *ref = malloc(n * sizeof *ref);
     assert_true(g && ref);
-    CHECK(stacl_trainer_gradients(t, g));
+    ST_CHECK(stacl_trainer_gradients(t, g));
     stacl_st_file *gf = NULL;
     data_path(path, sizeof path, name, "grads.safetensors");
-    CHECK(stacl_st_open(&gf, path));
-    CHECK(stacl_adapter_read_host(ad, gf, "", ref));
+    ST_CHECK(stacl_st_open(&gf, path));
+    ST_CHECK(stacl_adapter_read_host(ad, gf, "", ref));
     stacl_st_close(gf);
     adapter_tensor *ts = NULL;
     const int count = stacl_adapter_tensors(ad, &ts);
@@ -157,13 +150,13 @@ static void test_adamw(void **state) {
     stacl_st_file *p0 = NULL, *gr = NULL, *ex = NULL, *sc = NULL;
     char path[600];
     data_path(path, sizeof path, "adamw", "params0.safetensors");
-    CHECK(stacl_st_open(&p0, path));
+    ST_CHECK(stacl_st_open(&p0, path));
     data_path(path, sizeof path, "adamw", "grads.safetensors");
-    CHECK(stacl_st_open(&gr, path));
+    ST_CHECK(stacl_st_open(&gr, path));
     data_path(path, sizeof path, "adamw", "expected.safetensors");
-    CHECK(stacl_st_open(&ex, path));
+    ST_CHECK(stacl_st_open(&ex, path));
     data_path(path, sizeof path, "adamw", "schedule.safetensors");
-    CHECK(stacl_st_open(&sc, path));
+    ST_CHECK(stacl_st_open(&sc, path));
     size_t off[N_T + 1] = {0};
     unsigned char decay[256];
     for (int i = 0; i < N_T; i++) {
@@ -175,10 +168,10 @@ static void test_adamw(void **state) {
     const size_t n = off[N_T];
     assert_true(n <= 256);
     float p[256], g[256], m[256] = {0}, v[256] = {0}, want[256];
-    for (int i = 0; i < N_T; i++) CHECK(stacl_st_read_f32(p0, stacl_st_find(p0, names[i]), p + off[i]));
+    for (int i = 0; i < N_T; i++) ST_CHECK(stacl_st_read_f32(p0, stacl_st_find(p0, names[i]), p + off[i]));
     float lrs[STEPS], norms[STEPS];
-    CHECK(stacl_st_read_f32(sc, stacl_st_find(sc, "lrs"), lrs));
-    CHECK(stacl_st_read_f32(sc, stacl_st_find(sc, "norms"), norms));
+    ST_CHECK(stacl_st_read_f32(sc, stacl_st_find(sc, "lrs"), lrs));
+    ST_CHECK(stacl_st_read_f32(sc, stacl_st_find(sc, "norms"), norms));
     stacl_train_options opt = stacl_train_options_default();
     opt.weight_decay = 0.05f;
     double worst = 0.0;
@@ -186,8 +179,8 @@ static void test_adamw(void **state) {
         char key[64];
         for (int i = 0; i < N_T; i++) {
             snprintf(key, sizeof key, "step%d/%s", s, names[i]);
-            CHECK(stacl_st_read_f32(gr, stacl_st_find(gr, key), g + off[i]));
-            CHECK(stacl_st_read_f32(ex, stacl_st_find(ex, key), want + off[i]));
+            ST_CHECK(stacl_st_read_f32(gr, stacl_st_find(gr, key), g + off[i]));
+            ST_CHECK(stacl_st_read_f32(ex, stacl_st_find(ex, key), want + off[i]));
         }
         double sq = 0.0;
         for (size_t j = 0; j < n; j++) sq += (double)g[j] * g[j];

@@ -29,6 +29,7 @@
 
 #include "train_internal.h"
 #include "test_util.h"
+#include "cl_test_util.h"
 
 static stacl_ctx *ctx;
 static stacl_model *model;
@@ -49,14 +50,6 @@ static int teardown(void **state) {
     return tu_group_teardown(state);
 }
 
-#define CHECK(call)                                                                          \
-    do {                                                                                     \
-        stacl_status s_ = (call);                                                            \
-        if (s_ != STACL_OK) {                                                                \
-            print_error("%s -> %s: %s\n", #call, stacl_status_str(s_), stacl_last_error()); \
-            fail();                                                                          \
-        }                                                                                    \
-    } while (0)
 
 enum { CLIPS = 2, T = 3, S = 28 };
 
@@ -70,11 +63,11 @@ typedef struct fixture {
  * zeroes the conv, which would hide most of the backward pass). */
 static void make_fixture(fixture *fx, int layers, int pre_attn, int pre_mlp, int kt, int kh, int kw, uint64_t seed) {
     const stacl_adapter_config cfg = {8, {kt, kh, kw}, layers, pre_attn, pre_mlp, 5};
-    CHECK(stacl_adapter_create(&fx->ad, model, &cfg, seed));
+    ST_CHECK(stacl_adapter_create(&fx->ad, model, &cfg, seed));
     float *p = malloc(fx->ad->total * sizeof *p);
     assert_non_null(p);
     tu_fill_random(p, fx->ad->total, seed + 1, 0.15f);
-    CHECK(stacl_adapter_upload(fx->ad, p));
+    ST_CHECK(stacl_adapter_upload(fx->ad, p));
     free(p);
     fx->pixels = malloc(sizeof(float) * CLIPS * T * 3 * S * S);
     assert_non_null(fx->pixels);
@@ -90,7 +83,7 @@ static void free_fixture(fixture *fx) {
 
 static double loss_at(stacl_trainer *t, const fixture *fx, uint64_t dropout_seed) {
     double loss = 0.0;
-    CHECK(stacl_trainer_accumulate(t, fx->pixels, fx->labels, CLIPS, 1.0f, dropout_seed, &loss, NULL));
+    ST_CHECK(stacl_trainer_accumulate(t, fx->pixels, fx->labels, CLIPS, 1.0f, dropout_seed, &loss, NULL));
     return loss;
 }
 
@@ -101,15 +94,15 @@ static void gradient_check(int layers, int pre_attn, int pre_mlp, int kt, int kh
     opt.label_smoothing = 0.1f;
     opt.dropout = 0.5f;
     stacl_trainer *t = NULL;
-    CHECK(stacl_trainer_create(&t, fx.ad, CLIPS, T, &opt));
+    ST_CHECK(stacl_trainer_create(&t, fx.ad, CLIPS, T, &opt));
     const size_t n = fx.ad->total;
     float *g = malloc(n * sizeof *g), *p0 = malloc(n * sizeof *p0), *p = malloc(n * sizeof *p);
     float *v = malloc(n * sizeof *v);
     assert_true(g && p0 && p && v);
     const uint64_t dseed = 99;
     loss_at(t, &fx, dseed);
-    CHECK(stacl_trainer_gradients(t, g));
-    CHECK(stacl_adapter_download(fx.ad, p0));
+    ST_CHECK(stacl_trainer_gradients(t, g));
+    ST_CHECK(stacl_adapter_download(fx.ad, p0));
     adapter_tensor *ts = NULL;
     const int count = stacl_adapter_tensors(fx.ad, &ts);
     assert_true(count > 0);
@@ -126,7 +119,7 @@ static void gradient_check(int layers, int pre_attn, int pre_mlp, int kt, int kh
         double side[2];
         for (int s = 0; s < 2; s++) {
             for (size_t j = 0; j < n; j++) p[j] = p0[j] + (float)((s ? -e : e) * v[j]);
-            CHECK(stacl_adapter_upload(fx.ad, p));
+            ST_CHECK(stacl_adapter_upload(fx.ad, p));
             memcpy(t->params, p, n * sizeof *p); /* the head reads the host copy */
             side[s] = loss_at(t, &fx, dseed);
         }
@@ -183,16 +176,16 @@ static void grads_of(stacl_adapter *ad, const fixture *fx, int recompute, int sp
     opt.recompute = recompute;
     opt.label_smoothing = 0.1f;
     stacl_trainer *t = NULL;
-    CHECK(stacl_trainer_create(&t, ad, CLIPS, T, &opt));
+    ST_CHECK(stacl_trainer_create(&t, ad, CLIPS, T, &opt));
     if (!split) {
-        CHECK(stacl_trainer_accumulate(t, fx->pixels, fx->labels, CLIPS, 0.5f, 5, NULL, NULL));
+        ST_CHECK(stacl_trainer_accumulate(t, fx->pixels, fx->labels, CLIPS, 0.5f, 5, NULL, NULL));
     } else {
         const size_t per = (size_t)T * 3 * S * S;
         for (int c = 0; c < CLIPS; c++)
-            CHECK(stacl_trainer_accumulate(t, fx->pixels + c * per, fx->labels + c, 1, 0.5f, 5 + (uint64_t)c, NULL,
+            ST_CHECK(stacl_trainer_accumulate(t, fx->pixels + c * per, fx->labels + c, 1, 0.5f, 5 + (uint64_t)c, NULL,
                                            NULL));
     }
-    CHECK(stacl_trainer_gradients(t, out));
+    ST_CHECK(stacl_trainer_gradients(t, out));
     stacl_trainer_free(t);
 }
 
@@ -211,15 +204,15 @@ static void test_recompute_and_microbatches(void **state) {
     stacl_train_options opt = stacl_train_options_default();
     opt.dropout = 0.0f;
     stacl_trainer *t = NULL;
-    CHECK(stacl_trainer_create(&t, fx.ad, CLIPS, T, &opt));
-    CHECK(stacl_trainer_accumulate(t, fx.pixels, fx.labels, CLIPS, 0.5f, 1, NULL, NULL));
-    CHECK(stacl_trainer_gradients(t, a));
+    ST_CHECK(stacl_trainer_create(&t, fx.ad, CLIPS, T, &opt));
+    ST_CHECK(stacl_trainer_accumulate(t, fx.pixels, fx.labels, CLIPS, 0.5f, 1, NULL, NULL));
+    ST_CHECK(stacl_trainer_gradients(t, a));
     stacl_trainer_free(t);
-    CHECK(stacl_trainer_create(&t, fx.ad, CLIPS, T, &opt));
+    ST_CHECK(stacl_trainer_create(&t, fx.ad, CLIPS, T, &opt));
     const size_t per = (size_t)T * 3 * S * S;
-    CHECK(stacl_trainer_accumulate(t, fx.pixels, fx.labels, 1, 0.5f, 1, NULL, NULL));
-    CHECK(stacl_trainer_accumulate(t, fx.pixels + per, fx.labels + 1, 1, 0.5f, 1, NULL, NULL));
-    CHECK(stacl_trainer_gradients(t, c));
+    ST_CHECK(stacl_trainer_accumulate(t, fx.pixels, fx.labels, 1, 0.5f, 1, NULL, NULL));
+    ST_CHECK(stacl_trainer_accumulate(t, fx.pixels + per, fx.labels + 1, 1, 0.5f, 1, NULL, NULL));
+    ST_CHECK(stacl_trainer_gradients(t, c));
     stacl_trainer_free(t);
     const double diff = tu_max_abs_diff(a, c, n), scale = tu_max_abs(a, n);
     printf("    one pass vs two passes: max |diff| %.3g (max |g| %.3g)\n", diff, scale);
@@ -238,17 +231,17 @@ static void test_checkpoint_round_trip(void **state) {
     make_fixture(&fx, 2, 0, 1, 3, 1, 1, 77);
     stacl_train_options opt = stacl_train_options_default();
     stacl_trainer *t = NULL;
-    CHECK(stacl_trainer_create(&t, fx.ad, CLIPS, T, &opt));
-    CHECK(stacl_trainer_accumulate(t, fx.pixels, fx.labels, CLIPS, 0.5f, 3, NULL, NULL));
-    CHECK(stacl_trainer_step(t, 1e-3f, 1.0f, NULL));
+    ST_CHECK(stacl_trainer_create(&t, fx.ad, CLIPS, T, &opt));
+    ST_CHECK(stacl_trainer_accumulate(t, fx.pixels, fx.labels, CLIPS, 0.5f, 3, NULL, NULL));
+    ST_CHECK(stacl_trainer_step(t, 1e-3f, 1.0f, NULL));
     assert_int_equal(stacl_trainer_steps(t), 1);
     char ap[600], sp[600];
     TU_PATH(ap, "adapter.safetensors");
     TU_PATH(sp, "train_state.safetensors");
-    CHECK(stacl_adapter_save(fx.ad, ap));
-    CHECK(stacl_trainer_save_state(t, sp, (const char *const[]){"epoch"}, (const char *const[]){"4"}, 1));
+    ST_CHECK(stacl_adapter_save(fx.ad, ap));
+    ST_CHECK(stacl_trainer_save_state(t, sp, (const char *const[]){"epoch"}, (const char *const[]){"4"}, 1));
     stacl_adapter *back = NULL;
-    CHECK(stacl_adapter_load(&back, model, ap));
+    ST_CHECK(stacl_adapter_load(&back, model, ap));
     stacl_adapter_info ia, ib;
     stacl_adapter_get_info(fx.ad, &ia);
     stacl_adapter_get_info(back, &ib);
@@ -257,23 +250,23 @@ static void test_checkpoint_round_trip(void **state) {
     assert_int_equal(back->total, n);
     float *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
     assert_true(a && b);
-    CHECK(stacl_adapter_download(fx.ad, a));
-    CHECK(stacl_adapter_download(back, b));
+    ST_CHECK(stacl_adapter_download(fx.ad, a));
+    ST_CHECK(stacl_adapter_download(back, b));
     assert_memory_equal(a, b, n * sizeof *a);
     stacl_trainer *t2 = NULL;
-    CHECK(stacl_trainer_create(&t2, back, CLIPS, T, &opt));
-    CHECK(stacl_trainer_load_state(t2, sp));
+    ST_CHECK(stacl_trainer_create(&t2, back, CLIPS, T, &opt));
+    ST_CHECK(stacl_trainer_load_state(t2, sp));
     assert_int_equal(stacl_trainer_steps(t2), 1);
     assert_string_equal(stacl_trainer_state_meta(t2, "epoch"), "4");
     assert_memory_equal(t->m, t2->m, n * sizeof *a);
     assert_memory_equal(t->v, t2->v, n * sizeof *a);
     /* Both continue identically. */
-    CHECK(stacl_trainer_accumulate(t, fx.pixels, fx.labels, CLIPS, 0.5f, 8, NULL, NULL));
-    CHECK(stacl_trainer_step(t, 1e-3f, 1.0f, NULL));
-    CHECK(stacl_trainer_accumulate(t2, fx.pixels, fx.labels, CLIPS, 0.5f, 8, NULL, NULL));
-    CHECK(stacl_trainer_step(t2, 1e-3f, 1.0f, NULL));
-    CHECK(stacl_adapter_download(fx.ad, a));
-    CHECK(stacl_adapter_download(back, b));
+    ST_CHECK(stacl_trainer_accumulate(t, fx.pixels, fx.labels, CLIPS, 0.5f, 8, NULL, NULL));
+    ST_CHECK(stacl_trainer_step(t, 1e-3f, 1.0f, NULL));
+    ST_CHECK(stacl_trainer_accumulate(t2, fx.pixels, fx.labels, CLIPS, 0.5f, 8, NULL, NULL));
+    ST_CHECK(stacl_trainer_step(t2, 1e-3f, 1.0f, NULL));
+    ST_CHECK(stacl_adapter_download(fx.ad, a));
+    ST_CHECK(stacl_adapter_download(back, b));
     assert_memory_equal(a, b, n * sizeof *a);
     /* A file that is not a training state is refused with a reason. */
     assert_int_equal(stacl_trainer_load_state(t2, ap), STACL_ERR_FORMAT);
@@ -292,22 +285,22 @@ static void test_init_is_identity(void **state) {
     (void)state;
     const stacl_adapter_config with = {8, {3, 1, 1}, 3, 1, 1, 5}, without = {8, {3, 1, 1}, 0, 0, 0, 5};
     stacl_adapter *a = NULL, *b = NULL;
-    CHECK(stacl_adapter_create(&a, model, &with, 11));
-    CHECK(stacl_adapter_create(&b, model, &without, 11));
+    ST_CHECK(stacl_adapter_create(&a, model, &with, 11));
+    ST_CHECK(stacl_adapter_create(&b, model, &without, 11));
     stacl_state *s = NULL;
-    CHECK(stacl_state_create(&s, model, T));
+    ST_CHECK(stacl_state_create(&s, model, T));
     float *px = malloc(sizeof(float) * T * 3 * S * S), la[5], lb[5];
     assert_non_null(px);
     tu_fill_random(px, (size_t)T * 3 * S * S, 3, 1.0f);
-    CHECK(stacl_classify_forward(s, a, px, 1, T, STACL_OUT_EMBEDDING, la));
-    CHECK(stacl_classify_forward(s, b, px, 1, T, STACL_OUT_EMBEDDING, lb));
+    ST_CHECK(stacl_classify_forward(s, a, px, 1, T, STACL_OUT_EMBEDDING, la));
+    ST_CHECK(stacl_classify_forward(s, b, px, 1, T, STACL_OUT_EMBEDDING, lb));
     printf("    identity init: max |logits diff| %.3g\n", tu_max_abs_diff(la, lb, 5));
     assert_true(tu_max_abs_diff(la, lb, 5) == 0.0);
     assert_true(tu_max_abs(la, 5) > 0.0);
     /* fc1/fc2 weights within nn.Linear's bound 1/sqrt(fan_in). */
     float *p = malloc(a->total * sizeof *p);
     assert_non_null(p);
-    CHECK(stacl_adapter_download(a, p));
+    ST_CHECK(stacl_adapter_download(a, p));
     const adapter_site *site = &a->pre_mlp[2];
     double m1 = tu_max_abs(p + site->fc1_w, 8 * 64), m2 = tu_max_abs(p + site->fc2_w, 8 * 64);
     assert_true(m1 <= 1.0 / 8.0 && m1 > 0.5 / 8.0);                     /* fan_in 64 */
