@@ -180,7 +180,9 @@ static stacl_status add_float(builder *b, const char *name, float *data, int ndi
     }
     slot *s = &b->slots[b->n];
     memset(s, 0, sizeof *s);
-    snprintf(s->name, sizeof s->name, "%s", name);
+    const size_t len = strlen(name);
+    if (len >= sizeof s->name) FAIL(STACL_ERR_INVALID_ARG, "random model: tensor name too long: '%s'", name);
+    memcpy(s->name, name, len + 1);
     s->ndim = ndim;
     for (int i = 0; i < ndim; i++) s->shape[i] = shape[i];
     if (b->spec->f16) {
