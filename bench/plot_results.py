@@ -1,14 +1,18 @@
 #!/usr/bin/env python3
 """plot_results.py: bar charts (SVG, standard library only) of the JSON that
-stacl-bench-gemm, stacl-bench-forward and torch_forward.py write.
+stacl-bench-gemm, stacl-bench-forward, stacl-bench-train and torch_forward.py
+write.
 
     python3 bench/plot_results.py --gemm off=a.json tuned=b.json --blas Debian=b.json \\
-        --forward off=c.json tuned=d1.json,d2.json --torch 2-threads=e.json --out summary.svg
+        --forward off=c.json tuned=d1.json,d2.json --torch 2-threads=e.json \\
+        --train 12x384=f.json 24x384=g.json --out summary.svg
 
 Left: GFLOP/s per GEMM shape for each labelled stacl-bench-gemm run (median,
-stacl wall time) and the OpenBLAS baseline of the first run. Right: seconds per
+stacl wall time) and the OpenBLAS baseline of the first run. Middle: seconds per
 8-frame ViT-B/16 clip (median over all timed passes of the files given for a
-label) for each forward run and PyTorch.
+label) for each forward run and PyTorch. Right (with --train): device seconds
+per clip of a training step, by group (adapter kernels, CLBlast GEMMs, other
+kernels; medians), for each stacl-bench-train run.
 """
 import argparse
 import json
@@ -65,9 +69,12 @@ def main():
     ap.add_argument("--blas", nargs="*", help="LABEL=stacl-bench-gemm.json: add that run's OpenBLAS column")
     ap.add_argument("--forward", nargs="*", help="LABEL=stacl-bench-forward.json ...")
     ap.add_argument("--torch", nargs="*", help="LABEL=torch_forward.json ...")
+    ap.add_argument("--train", nargs="*", help="LABEL=stacl-bench-train.json ...")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
-    parts = ['<svg xmlns="http://www.w3.org/2000/svg" width="1100" height="420" font-family="sans-serif">',
+    train = labelled(a.train)
+    width = 1460 if train else 1100
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="420" font-family="sans-serif">',
              '<rect width="100%" height="100%" fill="white"/>']
     gemm = labelled(a.gemm)
     if gemm:
@@ -87,6 +94,12 @@ def main():
     if fwd:
         parts += bars(760, 40, 300, 250, "Forward, 8 frames (median s/clip)", [""],
                       [(l, [v]) for l, v in fwd], "seconds")
+    if train:
+        groups = [("adapter", "adapter kernels"), ("gemm", "CLBlast GEMMs"), ("other", "other kernels")]
+        # The first file of each label (one run per label).
+        series = [(name, [d[0]["groups"][key]["ms_per_clip_median"] / 1e3 for _, d in train]) for key, name in groups]
+        parts += bars(1130, 40, 300, 250, "Training step, 8 frames (device s/clip)", [l for l, _ in train],
+                      series, "seconds")
     parts.append("</svg>")
     with open(a.out, "w") as f:
         f.write("\n".join(parts) + "\n")
