@@ -43,6 +43,8 @@ static const char *const kernel_names[K_COUNT] = {
     [K_ADAPTER_DWCONV3D_BACKWARD_PARAMS] = "adapter_dwconv3d_backward_params",
     [K_ADAPTER_FC1_BACKWARD_INPUT] = "adapter_fc1_backward_input",
     [K_ADAPTER_FC1_BACKWARD_PARAMS] = "adapter_fc1_backward_params",
+    [K_ADAPTER_FC1_Q] = "adapter_fc1_q", [K_ADAPTER_DWCONV3D_Q] = "adapter_dwconv3d_q",
+    [K_ADAPTER_FC2_RESIDUAL_Q] = "adapter_fc2_residual_q",
 };
 
 static const char build_options[] = "-cl-std=CL1.2";

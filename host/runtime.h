@@ -38,6 +38,7 @@ typedef enum stacl_kernel_id {
     K_ADAPTER_DWCONV3D_BACKWARD_PARAMS,
     K_ADAPTER_FC1_BACKWARD_INPUT,
     K_ADAPTER_FC1_BACKWARD_PARAMS,
+    K_ADAPTER_FC1_Q, K_ADAPTER_DWCONV3D_Q, K_ADAPTER_FC2_RESIDUAL_Q, /* adapter_fixed.cl */
     K_COUNT
 } stacl_kernel_id;
 
