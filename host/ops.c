@@ -251,8 +251,18 @@ cleanup:
 
 /* ---- ST-Adapter ------------------------------------------------------------ */
 
-/* Tokens per work-item of adapter_fc1/fc2 (ADAPTER_ROWS in adapter.cl). */
-#define ADAPTER_ROWS 4
+/* Register tile of adapter_fc1/fc2, token rows x outputs per work-item:
+ * must match ADAPTER_ROWS, ADAPTER_VECS and ADAPTER_VW in adapter.cl. */
+#define ADAPTER_ROWS 8
+#define ADAPTER_VECS 2
+#define ADAPTER_VW 16
+#define ADAPTER_COLS (ADAPTER_VECS * ADAPTER_VW)
+
+/* Work-items of adapter_fc1/fc2: one per ADAPTER_ROWS x ADAPTER_COLS tile
+ * of the [rows, outs] output. */
+static size_t adapter_fc_items(size_t rows, size_t outs) {
+    return (rows + ADAPTER_ROWS - 1) / ADAPTER_ROWS * ((outs + ADAPTER_COLS - 1) / ADAPTER_COLS);
+}
 
 stacl_status stacl_op_adapter_fc1(stacl_ctx *ctx, size_t frames, size_t patches, size_t width, size_t aw,
                                   cl_mem x, size_t x_off, cl_mem prm, size_t w_off, size_t b_off,
@@ -266,7 +276,7 @@ stacl_status stacl_op_adapter_fc1(stacl_ctx *ctx, size_t frames, size_t patches,
     arg_mem(&a, x); arg_u32(&a, x_off); arg_mem(&a, prm); arg_u32(&a, w_off); arg_u32(&a, b_off);
     arg_mem(&a, h); arg_u32(&a, h_off); arg_u32(&a, frames); arg_u32(&a, patches); arg_u32(&a, width);
     arg_u32(&a, aw);
-    st = launch(ctx, "adapter_fc1", &a, (frames * patches + ADAPTER_ROWS - 1) / ADAPTER_ROWS * aw, 0);
+    st = launch(ctx, "adapter_fc1", &a, adapter_fc_items(frames * patches, aw), 0);
 cleanup:
     return st;
 }
@@ -301,7 +311,7 @@ stacl_status stacl_op_adapter_fc2_residual(stacl_ctx *ctx, size_t frames, size_t
     arg_mem(&a, y); arg_u32(&a, y_off); arg_mem(&a, prm); arg_u32(&a, w_off); arg_u32(&a, b_off);
     arg_mem(&a, x); arg_u32(&a, x_off); arg_u32(&a, frames); arg_u32(&a, patches); arg_u32(&a, width);
     arg_u32(&a, aw);
-    st = launch(ctx, "adapter_fc2", &a, (frames * patches + ADAPTER_ROWS - 1) / ADAPTER_ROWS * width, 0);
+    st = launch(ctx, "adapter_fc2", &a, adapter_fc_items(frames * patches, width), 0);
 cleanup:
     return st;
 }

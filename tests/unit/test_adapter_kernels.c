@@ -10,7 +10,16 @@
  * Tolerance: each output is a float sum of K products accumulated with fma,
  * so |err| <= ~K u sum |terms| (u = 2^-24); we allow 2 (K + 2) u * sum
  * |terms| (the reference's `mag`), tight enough that a missing tap or a
- * shifted index fails by orders of magnitude. */
+ * shifted index fails by orders of magnitude.
+ *
+ * fc1 and fc2 also promise their summation order (adapter.cl): each output
+ * is one fma chain over the reduction axis in order from 0, then + bias (and
+ * for fc2 then added to x); checked bit-exact against that chain in float,
+ * whatever the kernels' register tiles.
+ *
+ * STACL_TEST_TIMING=1: device times of the forward kernels on ViT-B's
+ * adapter shape, beside the backward input kernels of the same arithmetic
+ * (fc1 ~ fc2_backward_input, fc2 ~ fc1_backward_input). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -24,6 +33,7 @@
 
 #include "cl_test_util.h"
 #include "ops.h"
+#include "ops_backward.h"
 #include "reference_ops.h"
 #include "test_util.h"
 
@@ -62,6 +72,26 @@ static void expect_untouched(const char *what, const dbuf *b, size_t off, size_t
     free(mask);
     if (changed) {
         print_error("%s: %zu elements that must not change did, first at %zu\n", what, changed, first);
+        fail();
+    }
+}
+
+/* out[r, j] == b[j] + fma chain over k in order of in[r, k] wt[j, k] (plus
+ * base[r, j] after, when base), bit for bit. in rows are in_ld floats apart,
+ * got and base rows out_ld. */
+static void expect_fc_exact(const char *what, const float *got, size_t out_ld, const float *base, const float *in,
+                            size_t in_ld, const float *wt, const float *b, size_t rows, size_t nk, size_t nj) {
+    size_t bad = 0, first = 0;
+    for (size_t r = 0; r < rows; r++)
+        for (size_t j = 0; j < nj; j++) {
+            float acc = 0.0f;
+            for (size_t k = 0; k < nk; k++) acc = fmaf(in[r * in_ld + k], wt[j * nk + k], acc);
+            float want = acc + b[j];
+            if (base) want = base[r * out_ld + j] + want;
+            if (memcmp(&want, &got[r * out_ld + j], sizeof want) != 0 && !bad++) first = r * nj + j;
+        }
+    if (bad) {
+        print_error("%s: %zu of %zu not the in-order fma chain, first [%zu]\n", what, bad, rows * nj, first);
         fail();
     }
 }
@@ -106,6 +136,8 @@ static void run_shape(size_t clips, size_t T, size_t grid, size_t W, size_t A, s
     snprintf(what, sizeof what, "adapter_fc1 F=%zu P=%zu W=%zu A=%zu", F, P, W, A);
     expect_bounded(what, hb.host + h_off, ref, mag, F * P * A, W);
     expect_untouched(what, &hb, h_off, F * P * A, 0, 0);
+    for (size_t f = 0; f < F; f++) /* the patch rows of frame f */
+        expect_fc_exact(what, hb.host + h_off + f * P * A, A, NULL, x + (f * L + 1) * W, W, w1, b1, P, W, A);
 
     ST_CHECK(stacl_op_adapter_dwconv3d(g_ctx, clips, T, grid, A, kt, kh, kw, hb.mem, h_off, prm.mem, o_cw, o_cb,
                                        yb.mem, y_off));
@@ -128,6 +160,9 @@ static void run_shape(size_t clips, size_t T, size_t grid, size_t W, size_t A, s
     snprintf(what, sizeof what, "adapter_fc2_residual F=%zu P=%zu W=%zu A=%zu", F, P, W, A);
     expect_bounded(what, got, ref, mag, F * P * W, A);
     expect_untouched(what, &xb, x_off, F * L * W, W, L);
+    for (size_t f = 0; f < F; f++)
+        expect_fc_exact(what, xb.host + x_off + (f * L + 1) * W, W, x + (f * L + 1) * W, yb.host + y_off + f * P * A,
+                        A, w2, b2, P, A, W);
     dbuf_download(&prm);
     expect_untouched("adapter params", &prm, 0, 0, 0, 0);
 
@@ -151,6 +186,8 @@ static void test_adapter_shapes(void **state) {
         {1, 5, 2, 9, 4, 5, 1, 3},    /* a wider, non-cubic kernel */
         {1, 1, 1, 3, 2, 1, 1, 1},    /* one token: fewer rows than a work-item's block */
         {1, 7, 1, 6, 5, 3, 1, 1},    /* 7 rows: a partial last block */
+        {1, 3, 3, 37, 19, 3, 1, 1},  /* 27 rows; W, A past one vector block with a partial one after */
+        {1, 2, 4, 32, 16, 3, 3, 3},  /* 32 rows, W, A whole vector blocks: no partial tile anywhere */
     };
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         const size_t *v = shapes[s];
@@ -189,6 +226,58 @@ static void test_adapter_mean_cls(void **state) {
     }
 }
 
+/* ---- timing (STACL_TEST_TIMING=1): ViT-B's adapter shape ------------------------- */
+
+static void test_adapter_timing(void **state) {
+    (void)state;
+    const char *env = getenv("STACL_TEST_TIMING");
+    if (!env || !*env || strcmp(env, "0") == 0) {
+        printf("    (set STACL_TEST_TIMING=1 for the ViT-B adapter timings)\n");
+        return;
+    }
+    const size_t clips = 1, T = 8, grid = 14, W = 768, A = 384, kt = 3, kh = 1, kw = 1;
+    const size_t F = clips * T, P = grid * grid, NX = F * (P + 1) * W, NA = F * P * A, K = kt * kh * kw;
+    const size_t o_w1 = 0, o_b1 = W * A, o_cw = o_b1 + A, o_cb = o_cw + A * K, o_w2 = o_cb + A, o_b2 = o_w2 + A * W,
+                 n_prm = o_b2 + W;
+    dbuf prm = dbuf_new(n_prm), x = dbuf_new(NX), dx = dbuf_new(NX), h = dbuf_new(NA), y = dbuf_new(NA),
+         dy = dbuf_new(NA);
+    tu_fill_random(prm.host, n_prm, 1, 0.05f);
+    tu_fill_random(x.host, NX, 2, 1.0f);
+    tu_fill_random(dx.host, NX, 3, 1.0f);
+    dbuf *all[] = {&prm, &x, &dx, &h, &y, &dy};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) dbuf_upload(all[i]);
+    const int reps = 5;
+    for (int r = 0; r <= reps; r++) {
+        if (r == 1) stacl_profile_begin(g_ctx); /* run 0 warms up */
+        ST_CHECK(stacl_op_adapter_fc1(g_ctx, F, P, W, A, x.mem, 0, prm.mem, o_w1, o_b1, h.mem, 0));
+        ST_CHECK(stacl_op_adapter_fc2_backward_input(g_ctx, F, P, W, A, dx.mem, 0, prm.mem, o_w2, dy.mem, 0));
+        ST_CHECK(stacl_op_adapter_dwconv3d(g_ctx, clips, T, grid, A, kt, kh, kw, h.mem, 0, prm.mem, o_cw, o_cb, y.mem,
+                                           0));
+        ST_CHECK(stacl_op_adapter_fc2_residual(g_ctx, F, P, W, A, y.mem, 0, prm.mem, o_w2, o_b2, x.mem, 0));
+        ST_CHECK(stacl_op_adapter_fc1_backward_input(g_ctx, F, P, W, A, dy.mem, 0, prm.mem, o_w1, dx.mem, 0));
+        if (r == 0) assert_int_equal(clFinish(g_ctx->queue), CL_SUCCESS);
+    }
+    stacl_op_time entries[STACL_PROFILE_MAX_OPS];
+    int count = 0;
+    double total = 0.0;
+    ST_CHECK(stacl_profile_collect(g_ctx, entries, &count, &total));
+    printf("    ViT-B adapter forward (F=%zu P=%zu W=%zu A=%zu, kernel %zux%zux%zu), mean of %d runs on %s:\n", F, P, W,
+           A, kt, kh, kw, reps, stacl_ctx_device(g_ctx)->name);
+    double ms_of[4] = {0.0, 0.0, 0.0, 0.0}; /* fc1, fc2_backward_input, fc2, fc1_backward_input */
+    static const char *const names[4] = {"adapter_fc1", "adapter_fc2_backward_input", "adapter_fc2",
+                                         "adapter_fc1_backward_input"};
+    for (int i = 0; i < count; i++) {
+        const double ms = entries[i].ms / entries[i].launches;
+        printf("      %-34s %8.2f ms\n", entries[i].op, ms);
+        for (int k = 0; k < 4; k++)
+            if (strcmp(entries[i].op, names[k]) == 0) ms_of[k] = ms;
+    }
+    if (ms_of[1] > 0.0 && ms_of[3] > 0.0)
+        printf("      fc1 / fc2_backward_input %.2fx, fc2 / fc1_backward_input %.2fx (same multiply-adds)\n",
+               ms_of[0] / ms_of[1], ms_of[2] / ms_of[3]);
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) dbuf_free(all[i]);
+}
+
 static int group_setup(void **state) {
     (void)state;
     return cl_test_ctx_create();
@@ -198,6 +287,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_adapter_shapes),
         cmocka_unit_test(test_adapter_mean_cls),
+        cmocka_unit_test(test_adapter_timing),
     };
     return cmocka_run_group_tests(tests, group_setup, cl_test_group_teardown);
 }
