@@ -99,7 +99,11 @@ const char *const stacl_synth_simple_names[STACL_SYNTH_CLASSES] = {
 void stacl_synth_render_simple(int label, uint64_t seed, int w, int h, int frames, uint8_t *rgb) {
     uint64_t s = seed * 0x9E3779B97F4A7C15ull + (uint64_t)(label / 2) * 7919u + 3;
     double bg[2][3], fg[3];
-    for (int c = 0; c < 3; c++) bg[0][c] = uni(&s, 40, 215), bg[1][c] = uni(&s, 40, 215), fg[c] = uni(&s, 0, 255);
+    /* Shapes are always brighter than the background: appearing, growing
+     * and fading in then raise the local intensity, so order shows as the
+     * sign of a temporal intensity change (with free contrast polarity it
+     * would also depend on colors, which random backbones separate poorly). */
+    for (int c = 0; c < 3; c++) bg[0][c] = uni(&s, 20, 110), bg[1][c] = uni(&s, 20, 110), fg[c] = uni(&s, 190, 255);
     const double bfx = uni(&s, 0.05, 0.3), bfy = uni(&s, 0.05, 0.3), bph = uni(&s, 0, 6.283);
     const int shape = (int)(next(&s) % 3);
     const int pair = label / 2;

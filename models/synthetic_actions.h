@@ -15,7 +15,8 @@
 extern const char *const stacl_synth_class_names[STACL_SYNTH_CLASSES];
 /* A second, easier set with the same pairing (2k forward, 2k + 1 the same
  * clip reversed): brightening/darkening, fading in/fading out (a shape's
- * opacity), growing/shrinking, moving right/left. Each pair's frame set
+ * opacity), growing/shrinking, moving right/left, bright shapes on darker
+ * backgrounds. Each pair's frame set
  * differs in a global way a random frozen backbone can still see, so a
  * demo measures temporal order rather than appearance recognition. */
 extern const char *const stacl_synth_simple_names[STACL_SYNTH_CLASSES];
