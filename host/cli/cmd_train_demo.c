@@ -24,7 +24,7 @@
 
 static void usage(void) {
     printf("usage: stacl train-demo [--seeds 3] [--epochs 10] [--per-class 64] [--val-per-class 32]\n"
-           "                        [--frames 8] [--lr 3e-3] [--dropout 0.5] [--out DIR] [--device D]\n\n"
+           "                        [--frames 8] [--lr 6e-3] [--dropout 0.5] [--out DIR] [--device D]\n\n"
            "Trains ST-Adapter (pre-attention + pre-MLP adapters of width 64 with a 3x3x3 depthwise kernel\n"
            "in all 3 blocks of a random 128-wide ViT; 64x64 frames, patch 16) and a frame-averaging baseline\n"
            "(the same frozen backbone with a linear head) on a generated dataset of time-reversed class\n"
@@ -103,7 +103,7 @@ int cmd_train_demo(int argc, char **argv) {
                                    {"--frames", 1}, {"--out", 1},   {"--device", 1},    {"--help", 0},
                                    {"--lr", 1},     {"--dropout", 1}};
     cli_args a = {argc, argv, 1, "train-demo", 0};
-    const char *out = NULL, *device = NULL, *lr = "3e-3", *dropout = "0.5", *value;
+    const char *out = NULL, *device = NULL, *lr = "6e-3", *dropout = "0.5", *value;
     int seeds = 3, epochs = 10, per_class = 64, val_per_class = 32, frames = 8, k;
     while ((k = cli_next(&a, opts, 10, &value)) >= 0) {
         int ok = 1;
