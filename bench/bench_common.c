@@ -1,5 +1,6 @@
 /* bench_common.c: see bench_common.h. */
 #include "bench_common.h"
+#include "random_clip.h"
 #include "tune.h"
 
 #include <errno.h>
@@ -196,4 +197,29 @@ const char *bench_tuning(const stacl_ctx *ctx) {
     const stacl_tune_state *ts = stacl_tune_current(ctx);
     snprintf(text, sizeof text, "%s%s%s", ts->source, ts->note[0] ? "; " : "", ts->note);
     return text;
+}
+
+int bench_temp_dir(const char *prog, char *dir, size_t cap) {
+    const char *tmp = getenv("TMPDIR");
+    snprintf(dir, cap, "%s/stacl-bench-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(dir)) {
+        fprintf(stderr, "%s: error: cannot create a temporary folder '%s'\n", prog, dir);
+        return 0;
+    }
+    return 1;
+}
+
+int bench_preset_spec(const char *name, stacl_random_clip_spec *spec) {
+    *spec = stacl_random_clip_default_spec(); /* vit-b16 */
+    if (strcmp(name, "vit-b16") == 0) return 1;
+    if (strcmp(name, "small") == 0) {
+        spec->width = 192; spec->layers = 4; spec->heads = 3; spec->mlp_width = 768; spec->proj_dim = 128;
+        return 1;
+    }
+    if (strcmp(name, "tiny") == 0) {
+        spec->width = 64; spec->layers = 2; spec->heads = 1; spec->mlp_width = 256; spec->patch = 8;
+        spec->image_size = 32; spec->proj_dim = 32;
+        return 1;
+    }
+    return 0;
 }

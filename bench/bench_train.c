@@ -67,21 +67,6 @@
 #define PROG "stacl-bench-train"
 #define MAX_OPS 64
 
-/* The presets of `stacl gen-model` (host/cli/cmd_gen_model.c), as in bench_forward.c. */
-static int preset_spec(const char *name, stacl_random_clip_spec *spec) {
-    *spec = stacl_random_clip_default_spec(); /* vit-b16 */
-    if (strcmp(name, "vit-b16") == 0) return 1;
-    if (strcmp(name, "small") == 0) {
-        spec->width = 192; spec->layers = 4; spec->heads = 3; spec->mlp_width = 768; spec->proj_dim = 128;
-        return 1;
-    }
-    if (strcmp(name, "tiny") == 0) {
-        spec->width = 64; spec->layers = 2; spec->heads = 1; spec->mlp_width = 256; spec->patch = 8;
-        spec->image_size = 32; spec->proj_dim = 32;
-        return 1;
-    }
-    return 0;
-}
 
 /* The adapter presets of `stacl train` (host/cli/cmd_train.c): every block,
  * kernel (3, 1, 1); 12x384 = pre-MLP (K400), 24x384 = pre-attention and
@@ -251,7 +236,7 @@ int main(int argc, char **argv) {
     }
     if (k == -2) return BENCH_EXIT_USAGE;
     stacl_random_clip_spec spec;
-    if (!preset_spec(preset, &spec)) return bench_usage_error(PROG, "unknown preset '%s' (vit-b16, small, tiny)", preset);
+    if (!bench_preset_spec(preset, &spec)) return bench_usage_error(PROG, "unknown preset '%s' (vit-b16, small, tiny)", preset);
     stacl_adapter_config acfg;
     if (!adapter_preset(adapters, spec.layers, &acfg))
         return bench_usage_error(PROG, "unknown --adapters '%s' (12x384, 24x384, head)", adapters);
@@ -260,13 +245,8 @@ int main(int argc, char **argv) {
     acfg.classes = classes;
     if (json_path && bench_check_writable(PROG, json_path)) return BENCH_EXIT_FAILURE;
 
-    const char *tmp = getenv("TMPDIR");
     char dir[512], file[600], cfg_file[600];
-    snprintf(dir, sizeof dir, "%s/stacl-bench-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(dir)) {
-        fprintf(stderr, PROG ": error: cannot create a temporary folder '%s'\n", dir);
-        return BENCH_EXIT_FAILURE;
-    }
+    if (!bench_temp_dir(PROG, dir, sizeof dir)) return BENCH_EXIT_FAILURE;
     snprintf(file, sizeof file, "%s/model.safetensors", dir);
     snprintf(cfg_file, sizeof cfg_file, "%s/config.json", dir);
 
