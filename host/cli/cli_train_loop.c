@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli_eval.h"
 #include "cli_train.h"
 #include "loader.h"
 #include "status.h"
@@ -129,7 +130,7 @@ int cli_train_predict(stacl_state *state, const stacl_adapter *ad, const stacl_d
     stacl_status st = stacl_loader_create(&ld, ds, &lc);
     if (st != STACL_OK) return cli_fail("train", st), 0;
     const int C = classes, T = clip->num_frames;
-    double *prob = malloc(sizeof(double) * (size_t)C);
+    float *prob = malloc(sizeof(float) * (size_t)C);
     float *logits = malloc(sizeof(float) * (size_t)C * (size_t)stacl_clip_num_views(clip));
     const stacl_sample *s;
     int n = 0;
@@ -138,14 +139,8 @@ int cli_train_predict(stacl_state *state, const stacl_adapter *ad, const stacl_d
         if (!s->ok) continue;
         if ((st = stacl_classify_forward(state, ad, s->pixels, s->views, T, STACL_OUT_EMBEDDING, logits)) != STACL_OK)
             break;
-        for (int k = 0; k < C; k++) prob[k] = 0.0;
-        for (int v = 0; v < s->views; v++) { /* softmax probabilities averaged over views */
-            const float *l = logits + (size_t)v * C;
-            double mx = l[0], sum = 0.0;
-            for (int k = 1; k < C; k++) mx = l[k] > mx ? l[k] : mx;
-            for (int k = 0; k < C; k++) sum += exp(l[k] - mx);
-            for (int k = 0; k < C; k++) prob[k] += exp(l[k] - mx) / sum / s->views;
-        }
+        memset(prob, 0, sizeof(float) * (size_t)C); /* softmax probabilities averaged over views, as stacl eval */
+        for (int v = 0; v < s->views; v++) cli_softmax_add(logits + (size_t)v * C, C, 1.0 / s->views, prob);
         int best = 0, r = 0;
         for (int k = 0; k < C; k++) {
             best = prob[k] > prob[best] ? k : best;

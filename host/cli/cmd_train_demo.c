@@ -12,6 +12,8 @@
  * 50%; a model that uses temporal order gets above. The clips have exactly
  * --frames frames and are sampled with --frames segments, so every frame
  * is used and sampling cannot leak order. */
+#include <ftw.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -88,6 +90,11 @@ done:
     stacl_model_free(model);
     stacl_ctx_free(ctx);
     return ok;
+}
+
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path);
 }
 
 /* Runs a stacl command in-process with the given arguments. */
@@ -180,7 +187,7 @@ int cmd_train_demo(int argc, char **argv) {
         for (int m = 0; m < 2 && rc == 0; m++) {
             const char *tr[48] = {"train", "--model", model, "--train", train_list, "--val", val_list, "--classes",
                                   classes, "--out", run[m], "--num-frames", s_frames, "--epochs", s_epochs,
-                                  "--warmup-epochs", "1", "--lr", lr, "--dropout", dropout, "--batch", "16", "--micro-batch", "16",
+                                  "--warmup-epochs", epochs > 1 ? "1" : "0", "--lr", lr, "--dropout", dropout, "--batch", "16", "--micro-batch", "16",
                                   "--seed", s_seed, "--val-every", "0"};
             int n = 0;
             while (tr[n]) n++;
@@ -217,12 +224,8 @@ int cmd_train_demo(int argc, char **argv) {
         printf("within-pair accuracy: ST-Adapter %.1f%% (target >= 80%%), frame-averaging baseline %.1f%% "
                "(expected 50 +- 10%%: it cannot see order)\n", 100 * mean[0][2], 100 * mean[1][2]);
     }
-    if (temporary) {
-        char cmd[PATH_MAX + 16];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
-        if (system(cmd) != 0) fprintf(stderr, "stacl train-demo: warning: could not remove '%s'\n", root);
-    } else {
-        printf("runs kept in %s\n", root);
-    }
+    if (temporary && nftw(root, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
+        fprintf(stderr, "stacl train-demo: warning: could not remove '%s'\n", root);
+    if (!temporary) printf("runs kept in %s\n", root);
     return rc;
 }
