@@ -223,3 +223,16 @@ int bench_preset_spec(const char *name, stacl_random_clip_spec *spec) {
     }
     return 0;
 }
+
+cJSON *bench_json_model(const stacl_vision_config *c) {
+    cJSON *mc = cJSON_CreateObject();
+    cJSON_AddNumberToObject(mc, "width", c->width);
+    cJSON_AddNumberToObject(mc, "layers", c->layers);
+    cJSON_AddNumberToObject(mc, "heads", c->heads);
+    cJSON_AddNumberToObject(mc, "mlp_width", c->mlp_width);
+    cJSON_AddNumberToObject(mc, "patch", c->patch);
+    cJSON_AddNumberToObject(mc, "image_size", c->image_size);
+    cJSON_AddNumberToObject(mc, "proj_dim", c->proj_dim);
+    cJSON_AddNumberToObject(mc, "tokens", stacl_vision_tokens(c));
+    return mc;
+}

@@ -68,6 +68,8 @@ const char *bench_tuning(const stacl_ctx *ctx);
 /* JSON helpers (cJSON). */
 cJSON *bench_json_host(const bench_host *h);
 cJSON *bench_json_device(const stacl_device_info *d);
+/* The vision tower's shape: width, layers, heads, mlp_width, patch, image_size, proj_dim, tokens. */
+cJSON *bench_json_model(const stacl_vision_config *c);
 cJSON *bench_json_array(const double *x, int n);
 /* Writes root (pretty-printed) to path; reports errors; returns an exit code. */
 int bench_json_write(const char *prog, const char *path, const cJSON *root);

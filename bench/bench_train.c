@@ -451,14 +451,7 @@ int main(int argc, char **argv) {
         cJSON *root = cJSON_CreateObject();
         cJSON_AddStringToObject(root, "benchmark", PROG);
         cJSON_AddStringToObject(root, "preset", preset);
-        cJSON *mc = cJSON_AddObjectToObject(root, "model");
-        cJSON_AddNumberToObject(mc, "width", c->width);
-        cJSON_AddNumberToObject(mc, "layers", c->layers);
-        cJSON_AddNumberToObject(mc, "heads", c->heads);
-        cJSON_AddNumberToObject(mc, "mlp_width", c->mlp_width);
-        cJSON_AddNumberToObject(mc, "patch", c->patch);
-        cJSON_AddNumberToObject(mc, "image_size", c->image_size);
-        cJSON_AddNumberToObject(mc, "tokens", stacl_vision_tokens(c));
+        cJSON_AddItemToObject(root, "model", bench_json_model(c));
         cJSON *ac = cJSON_AddObjectToObject(root, "adapters");
         cJSON_AddStringToObject(ac, "preset", adapters);
         cJSON_AddNumberToObject(ac, "count", n_ad);
