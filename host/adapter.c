@@ -16,6 +16,8 @@
 #define SITE_ATTN "adapter_pre_attn"
 #define SITE_MLP "adapter_pre_mlp"
 
+static stacl_status read_params(const stacl_adapter *ad, float *host);
+
 /* The name without an optional "visual." prefix (a full CLIP state dict). */
 static const char *strip_prefix(const char *name) {
     return strncmp(name, "visual.", 7) == 0 ? name + 7 : name;
@@ -121,6 +123,7 @@ static stacl_status alloc_shell(stacl_adapter **out, stacl_model *model) {
         return stacl_fail(STACL_ERR_OUT_OF_MEMORY, "out of host memory");
     }
     ad->model = model;
+    ad->ctx = model->ctx;
     *out = ad;
     return STACL_OK;
 }
@@ -145,11 +148,29 @@ static void plan(stacl_adapter *ad) {
 }
 
 /* Puts host parameters in a new device buffer (read-write: training
- * updates it). */
+ * updates it) on the adapter's device; for a remote adapter with a head,
+ * also the head's copy on the backbone's device (the head runs there). */
 static stacl_status upload(stacl_adapter *ad, const float *host) {
-    return stacl_device_buffer(ad->model->ctx, (ad->total ? ad->total : 1) * sizeof(float),
-                               CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, host, "the adapter parameters", NULL,
-                               &ad->params);
+    stacl_status st = stacl_device_buffer(ad->ctx, (ad->total ? ad->total : 1) * sizeof(float),
+                                          CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, host, "the adapter parameters",
+                                          NULL, &ad->params);
+    if (st != STACL_OK || !stacl_adapter_is_remote(ad) || !ad->info.classes) return st;
+    /* fc_w and fc_b are adjacent (plan()). */
+    const size_t n = (size_t)ad->info.classes * (size_t)ad->model->cfg.width + (size_t)ad->info.classes;
+    return stacl_device_buffer(ad->model->ctx, n * sizeof(float), CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR,
+                               host + ad->fc_w, "the adapter head's copy on the backbone device", NULL, &ad->head);
+}
+
+void stacl_adapter_head_on_backbone(const stacl_adapter *ad, cl_mem *buf, size_t *fc_w, size_t *fc_b) {
+    if (ad->head) {
+        *buf = ad->head;
+        *fc_w = 0;
+        *fc_b = ad->fc_b - ad->fc_w;
+    } else {
+        *buf = ad->params;
+        *fc_w = ad->fc_w;
+        *fc_b = ad->fc_b;
+    }
 }
 
 static void add_tensor(adapter_tensor *t, int *n, size_t off, int transposed, int decay, int ndim,
@@ -268,6 +289,11 @@ cleanup:
 }
 
 stacl_status stacl_adapter_load(stacl_adapter **out, stacl_model *model, const char *path) {
+    return stacl_adapter_load_on(out, model, NULL, path);
+}
+
+stacl_status stacl_adapter_load_on(stacl_adapter **out, stacl_model *model, stacl_ctx *adapter_ctx,
+                                   const char *path) {
     stacl_status st = STACL_OK;
     stacl_adapter *ad = NULL;
     stacl_st_file *f = NULL;
@@ -275,6 +301,7 @@ stacl_status stacl_adapter_load(stacl_adapter **out, stacl_model *model, const c
     if (!out || !model || !path) return stacl_fail(STACL_ERR_INVALID_ARG, "stacl_adapter_load: NULL argument");
     *out = NULL;
     TRY(alloc_shell(&ad, model));
+    if (adapter_ctx) ad->ctx = adapter_ctx;
     TRY(stacl_st_open(&f, path));
     TRY(scan(f, &model->cfg, ad));
     plan(ad);
@@ -368,7 +395,7 @@ stacl_status stacl_adapter_save(const stacl_adapter *adapter, const char *path) 
     if (!adapter || !path) return stacl_fail(STACL_ERR_INVALID_ARG, "stacl_adapter_save: NULL argument");
     host = malloc((adapter->total ? adapter->total : 1) * sizeof *host);
     if (!host) FAIL(STACL_ERR_OUT_OF_MEMORY, "out of host memory");
-    TRY(stacl_adapter_download(adapter, host));
+    TRY(read_params(adapter, host));
     TRY(stacl_adapter_write_host(adapter, 1, (const float *const[]){host}, (const char *const[]){""}, path,
                                  (const char *const[]){"format"}, (const char *const[]){"pt"}, 1));
 cleanup:
@@ -376,15 +403,27 @@ cleanup:
     return st;
 }
 
-stacl_status stacl_adapter_download(const stacl_adapter *ad, float *host) {
-    stacl_ctx *ctx = ad->model->ctx;
+static stacl_status read_params(const stacl_adapter *ad, float *host) {
+    stacl_ctx *ctx = ad->ctx;
     if (!ad->total) return STACL_OK;
     cl_int err = clEnqueueReadBuffer(ctx->queue, ad->params, CL_TRUE, 0, ad->total * sizeof(float), host, 0, NULL, NULL);
     return err == CL_SUCCESS ? STACL_OK : stacl_cl_fail(ctx, err, "reading the adapter parameters");
 }
 
+static stacl_status refuse_remote(const stacl_adapter *ad) {
+    return stacl_fail(STACL_ERR_UNSUPPORTED, "training an adapter on another device ('%s') than the backbone's "
+                      "('%s') is not supported: load it on the backbone's device", ad->ctx->info.name,
+                      ad->model->ctx->info.name);
+}
+
+stacl_status stacl_adapter_download(const stacl_adapter *ad, float *host) {
+    if (stacl_adapter_is_remote(ad)) return refuse_remote(ad);
+    return read_params(ad, host);
+}
+
 stacl_status stacl_adapter_upload(stacl_adapter *ad, const float *host) {
-    stacl_ctx *ctx = ad->model->ctx;
+    stacl_ctx *ctx = ad->ctx;
+    if (stacl_adapter_is_remote(ad)) return refuse_remote(ad);
     if (!ad->total) return STACL_OK;
     cl_int err = clEnqueueWriteBuffer(ctx->queue, ad->params, CL_TRUE, 0, ad->total * sizeof(float), host, 0, NULL, NULL);
     return err == CL_SUCCESS ? STACL_OK : stacl_cl_fail(ctx, err, "updating the adapter parameters");
@@ -393,6 +432,9 @@ stacl_status stacl_adapter_upload(stacl_adapter *ad, const float *host) {
 void stacl_adapter_free(stacl_adapter *adapter) {
     if (!adapter) return;
     if (adapter->params) clReleaseMemObject(adapter->params);
+    if (adapter->head) clReleaseMemObject(adapter->head);
+    if (adapter->remote_ws) clReleaseMemObject(adapter->remote_ws);
+    free(adapter->stage);
     free(adapter->pre_attn);
     free(adapter->pre_mlp);
     free(adapter);
@@ -400,10 +442,10 @@ void stacl_adapter_free(stacl_adapter *adapter) {
 
 void stacl_adapter_get_info(const stacl_adapter *adapter, stacl_adapter_info *info) { *info = adapter->info; }
 
-stacl_status stacl_adapter_run_site(const stacl_adapter *ad, const adapter_site *s, cl_mem ws, size_t x, size_t h,
-                                    size_t y, size_t clips, size_t T) {
+/* The three adapter kernels on ctx, on the residual stream x of ws. */
+static stacl_status run_kernels(const stacl_adapter *ad, stacl_ctx *ctx, const adapter_site *s, cl_mem ws, size_t x,
+                                size_t h, size_t y, size_t clips, size_t T) {
     stacl_status st = STACL_OK;
-    stacl_ctx *ctx = ad->model->ctx;
     const stacl_vision_config *c = &ad->model->cfg;
     const size_t F = clips * T, W = (size_t)c->width, A = (size_t)ad->info.width;
     const size_t grid = (size_t)(c->image_size / c->patch), P = grid * grid;
@@ -414,6 +456,86 @@ stacl_status stacl_adapter_run_site(const stacl_adapter *ad, const adapter_site 
     TRY(stacl_op_adapter_fc2_residual(ctx, F, P, W, A, ws, y, ad->params, s->fc2_w, s->fc2_b, ws, x));
 cleanup:
     return st;
+}
+
+/* Grows the remote adapter's workspace and staging buffer to F frames. */
+static stacl_status remote_reserve(stacl_adapter *ad, size_t F) {
+    if (ad->remote_frames >= F) return STACL_OK;
+    clFinish(ad->model->ctx->queue); /* a pending copy may still read the staging buffer */
+    const stacl_vision_config *c = &ad->model->cfg;
+    const size_t L = (size_t)stacl_vision_tokens(c), W = (size_t)c->width, A = (size_t)ad->info.width;
+    const size_t floats = F * L * W + 2 * F * (L - 1) * A;
+    if (ad->remote_ws) clReleaseMemObject(ad->remote_ws);
+    ad->remote_ws = NULL;
+    ad->remote_frames = 0;
+    free(ad->stage);
+    ad->stage = malloc(F * L * W * sizeof *ad->stage);
+    if (!ad->stage) return stacl_fail(STACL_ERR_OUT_OF_MEMORY, "out of host memory for the adapter's staging buffer");
+    char what[96];
+    snprintf(what, sizeof what, "the adapter workspace for %zu frames", F);
+    stacl_status st = stacl_device_buffer(ad->ctx, floats * sizeof(float), CL_MEM_READ_WRITE, NULL, what,
+                                          "use fewer frames per pass", &ad->remote_ws);
+    if (st == STACL_OK) ad->remote_frames = F;
+    return st;
+}
+
+/* Waits for a copy's event, then keeps it as a "transfer" profile record of
+ * ctx (or releases it when ctx is not profiling). */
+static stacl_status finish_copy(stacl_ctx *ctx, cl_int err, cl_event ev, const char *what) {
+    if (err == CL_SUCCESS) err = clWaitForEvents(1, &ev);
+    if (ev) {
+        cl_event *slot = stacl_profile_slot(ctx, "transfer");
+        if (slot) *slot = ev;
+        else clReleaseEvent(ev);
+    }
+    return err == CL_SUCCESS ? STACL_OK : stacl_cl_fail(ctx, err, what);
+}
+
+/* Two devices: x [F, L, W] (the class tokens ride along: one contiguous
+ * copy instead of F strided ones; the adapter never changes them) from the
+ * backbone's ws through host staging into the adapter's workspace, the
+ * kernels there, and back. Two contexts share no buffers and no events, so
+ * the host waits for each read before it enqueues the matching write; each
+ * in-order queue then orders the write before what follows it. */
+static stacl_status run_site_remote(stacl_adapter *ad, const adapter_site *s, cl_mem ws, size_t x, size_t clips,
+                                    size_t T) {
+    stacl_status st = STACL_OK;
+    stacl_ctx *bctx = ad->model->ctx, *actx = ad->ctx;
+    const stacl_vision_config *c = &ad->model->cfg;
+    const size_t F = clips * T, L = (size_t)stacl_vision_tokens(c), W = (size_t)c->width;
+    const size_t A = (size_t)ad->info.width, n = F * L * W, bytes = n * sizeof(float);
+    TRY(remote_reserve(ad, F));
+    cl_event ev = NULL;
+    cl_int err = clEnqueueReadBuffer(bctx->queue, ws, CL_FALSE, x * sizeof(float), bytes, ad->stage, 0, NULL, &ev);
+    TRY(finish_copy(bctx, err, ev, "copying the residual stream to the host"));
+    ev = NULL;
+    err = clEnqueueWriteBuffer(actx->queue, ad->remote_ws, CL_FALSE, 0, bytes, ad->stage, 0, NULL, &ev);
+    /* No wait needed before the kernels (in-order queue), but the staging
+     * buffer is reused at once below: wait for the copy. */
+    TRY(finish_copy(actx, err, ev, "copying the residual stream to the adapter device"));
+    TRY(run_kernels(ad, actx, s, ad->remote_ws, 0, n, n + F * (L - 1) * A, clips, T));
+    ev = NULL;
+    err = clEnqueueReadBuffer(actx->queue, ad->remote_ws, CL_FALSE, 0, bytes, ad->stage, 0, NULL, &ev);
+    TRY(finish_copy(actx, err, ev, "copying the adapted residual stream to the host"));
+    ev = NULL;
+    /* The backbone's in-order queue runs the next block after this copy;
+     * the staging buffer is next written by the following site's read on
+     * the same queue, so it is free by then. */
+    err = clEnqueueWriteBuffer(bctx->queue, ws, CL_FALSE, x * sizeof(float), bytes, ad->stage, 0, NULL, &ev);
+    if (err != CL_SUCCESS) return stacl_cl_fail(bctx, err, "copying the adapted residual stream to the backbone device");
+    cl_event *slot = stacl_profile_slot(bctx, "transfer");
+    if (slot) *slot = ev;
+    else clReleaseEvent(ev);
+cleanup:
+    return st;
+}
+
+stacl_status stacl_adapter_run_site(const stacl_adapter *ad, const adapter_site *s, cl_mem ws, size_t x, size_t h,
+                                    size_t y, size_t clips, size_t T) {
+    /* The remote workspace is a cache inside the handle (allocated as
+     * non-const by alloc_shell). */
+    if (stacl_adapter_is_remote(ad)) return run_site_remote((stacl_adapter *)ad, s, ws, x, clips, T);
+    return run_kernels(ad, ad->model->ctx, s, ws, x, h, y, clips, T);
 }
 
 stacl_status stacl_adapter_hook(void *user, stacl_block_site where) {

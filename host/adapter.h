@@ -16,12 +16,30 @@ typedef struct adapter_site {
 
 struct stacl_adapter {
     stacl_model *model;
+    stacl_ctx *ctx;                   /* where params live: model->ctx, or another
+                                         device's (stacl_adapter_load_on) */
     stacl_adapter_info info;
     adapter_site *pre_attn, *pre_mlp; /* [layers] each */
     size_t fc_w, fc_b;                /* head [classes, W], [classes] */
     size_t total;                     /* floats in params */
     cl_mem params;                    /* never the frozen model's buffer */
+    /* Two devices (ctx != model->ctx): a copy of the head (fc_w, fc_b) on
+     * the backbone's device, [classes * W + classes] floats, and the
+     * adapter device's workspace (x [F, L, W], h and y [F, P, A]) with a
+     * host staging buffer [F, L, W], grown on first use to F frames. Used
+     * by one forward pass at a time. */
+    cl_mem head;
+    cl_mem remote_ws;
+    float *stage;
+    size_t remote_frames;
 };
+
+/* Whether the adapter's parameters live on another device than the
+ * backbone's (stacl_adapter_load_on with another ctx). */
+static inline int stacl_adapter_is_remote(const stacl_adapter *ad) { return ad->ctx != ad->model->ctx; }
+/* The head's fc weight and bias as the backbone's device holds them:
+ * the parameter buffer itself, or the head copy of a remote adapter. */
+void stacl_adapter_head_on_backbone(const stacl_adapter *ad, cl_mem *buf, size_t *fc_w, size_t *fc_b);
 
 /* One tensor of the adapter as the reference code names and shapes it,
  * and where it lives in the adapter's buffer. */
@@ -48,7 +66,9 @@ stacl_status stacl_adapter_write_host(const stacl_adapter *ad, int n_arrays, con
 struct stacl_st_file;
 stacl_status stacl_adapter_read_host(const stacl_adapter *ad, const struct stacl_st_file *f, const char *prefix,
                                      float *host);
-/* Host <-> device copies of the whole parameter buffer (blocking). */
+/* Host <-> device copies of the whole parameter buffer (blocking), for
+ * training: STACL_ERR_UNSUPPORTED for an adapter on another device than
+ * the backbone (training runs on one device). */
 stacl_status stacl_adapter_download(const stacl_adapter *ad, float *host);
 stacl_status stacl_adapter_upload(stacl_adapter *ad, const float *host);
 /* The first block with an adapter (layers when there is none). */
@@ -66,7 +86,11 @@ typedef struct adapter_call {
 } adapter_call;
 
 /* Runs one adapter on the residual stream x [clips * T, 1 + P, W] of ws,
- * its bottleneck activations written to h (fc1) and y (conv), [F, P, A]. */
+ * its bottleneck activations written to h (fc1) and y (conv), [F, P, A].
+ * For a remote adapter (ws on the backbone's device), x goes through host
+ * staging to the adapter's own workspace on its device, the adapter runs
+ * there (h and y unused), and x comes back; the copies are profiled as
+ * "transfer" on both queues. */
 stacl_status stacl_adapter_run_site(const stacl_adapter *ad, const adapter_site *s, cl_mem ws, size_t x, size_t h,
                                     size_t y, size_t clips, size_t T);
 

@@ -157,6 +157,16 @@ typedef struct stacl_adapter_info {
     int classes;        /* rows of fc.weight; 0 when the file has no head */
 } stacl_adapter_info;
 stacl_status stacl_adapter_load(stacl_adapter **out, stacl_model *model, const char *path);
+/* The same with the adapters' parameters on adapter_ctx's device (NULL or
+ * the model's ctx: the backbone's device, as stacl_adapter_load). With
+ * another device, stacl_classify_forward moves the residual stream to it
+ * and back (through host memory) around every adapter and reports the
+ * copies' time as op "transfer" in stacl_state_op_times(); the classifier
+ * head runs on the backbone's device from a copy of fc. adapter_ctx must
+ * outlive the adapter. Inference only: stacl_trainer_create refuses such
+ * an adapter. */
+stacl_status stacl_adapter_load_on(stacl_adapter **out, stacl_model *model, stacl_ctx *adapter_ctx,
+                                   const char *path);
 void stacl_adapter_free(stacl_adapter *adapter);
 void stacl_adapter_get_info(const stacl_adapter *adapter, stacl_adapter_info *info);
 

@@ -166,11 +166,16 @@ static stacl_status adapter_head(stacl_state *s, const stacl_adapter *ad, size_t
     const stacl_vision_config *c = &s->model->cfg;
     const workspace_plan *w = &s->plan;
     const size_t W = (size_t)c->width, L = (size_t)stacl_vision_tokens(c), C = (size_t)ad->info.classes;
+    /* The head runs on the backbone's device (where the class tokens and
+     * ln_post are); a remote adapter keeps a copy of fc there. */
+    cl_mem hb;
+    size_t fc_w, fc_b;
+    stacl_adapter_head_on_backbone(ad, &hb, &fc_w, &fc_b);
     TRY(stacl_op_adapter_mean_cls(ctx, clips, F / clips, L, W, s->ws, w->x, s->ws, w->cls));
     TRY(stacl_op_layernorm(ctx, clips, W, c->ln_eps, s->ws, w->cls, W, s->ws, w->cls, W, s->model->params,
                            s->model->off.ln_post_w, s->model->off.ln_post_b));
-    TRY(stacl_linear(ctx, clips, W, C, s->ws, w->cls, ad->params, ad->fc_w, s->ws, w->mlp, 0));
-    TRY(stacl_op_bias_act(ctx, STACL_BIAS_ONLY, clips, C, s->ws, w->mlp, ad->params, ad->fc_b));
+    TRY(stacl_linear(ctx, clips, W, C, s->ws, w->cls, hb, fc_w, s->ws, w->mlp, 0));
+    TRY(stacl_op_bias_act(ctx, STACL_BIAS_ONLY, clips, C, s->ws, w->mlp, hb, fc_b));
     st = read_back(ctx, s->ws, w->mlp, clips * C, out);
 cleanup:
     return st;
@@ -250,10 +255,30 @@ stacl_status stacl_classify_forward(stacl_state *state, const stacl_adapter *ada
                               adapter->info.classes);
     }
     stacl_ctx *ctx = state->model->ctx;
+    stacl_ctx *actx = stacl_adapter_is_remote(adapter) ? adapter->ctx : NULL;
     stacl_profile_begin(ctx);
+    if (actx) stacl_profile_begin(actx);
     stacl_status st = forward(state, adapter, (size_t)clips, pixels, F, kind, out);
     stacl_status pst = stacl_profile_collect(ctx, state->times, &state->n_times, &state->last_ms);
     if (st == STACL_OK) st = pst;
+    if (actx) { /* the adapter device's ops (and its side of "transfer") join the backbone's */
+        stacl_op_time more[STACL_PROFILE_MAX_OPS];
+        int n_more = 0;
+        double more_ms = 0.0;
+        pst = stacl_profile_collect(actx, more, &n_more, &more_ms);
+        if (st == STACL_OK) st = pst;
+        state->last_ms += more_ms;
+        for (int i = 0; i < n_more; i++) {
+            int j = 0;
+            while (j < state->n_times && strcmp(state->times[j].op, more[i].op) != 0) j++;
+            if (j == state->n_times) {
+                if (j == STACL_PROFILE_MAX_OPS) continue;
+                state->times[state->n_times++] = (stacl_op_time){more[i].op, 0.0, 0};
+            }
+            state->times[j].ms += more[i].ms;
+            state->times[j].launches += more[i].launches;
+        }
+    }
     if (st == STACL_OK) stacl_clear_error();
     return st;
 }

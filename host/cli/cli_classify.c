@@ -61,12 +61,44 @@ void cli_softmax_add(const float *logits, int n, double weight, float *avg) {
     for (int c = 0; c < n; c++) avg[c] += (float)(exp((double)logits[c] - mx) / sum * weight);
 }
 
-int cli_open_adapter(const char *command, const char *device, const char *model_path, const char *adapter_path,
-                     int n_classes, const char *classes_path, stacl_ctx **ctx, stacl_model **model,
+/* Resolves one device option (NULL: $STACL_DEVICE, else the default). */
+static int resolve_device(const char *command, const char *option, const char *selector, int *index) {
+    stacl_status st = stacl_select_device(selector, index);
+    if (st == STACL_OK) return 0;
+    if (selector && *selector)
+        fprintf(stderr, "stacl %s: error: %s %s: %s\n", command, option, selector, stacl_last_error());
+    else cli_fail(command, st);
+    return CLI_EXIT_FAILURE;
+}
+
+int cli_open_devices(const char *command, const char *device, const char *backbone_device,
+                     const char *adapter_device, stacl_ctx **bctx, stacl_ctx **actx) {
+    const char *bsel = backbone_device ? backbone_device : device;
+    const char *asel = adapter_device ? adapter_device : device;
+    int bi = 0, ai = 0, rc;
+    stacl_status st;
+    *bctx = *actx = NULL;
+    if ((rc = resolve_device(command, backbone_device ? "--backbone-device" : "--device", bsel, &bi)) ||
+        (rc = resolve_device(command, adapter_device ? "--adapter-device" : "--device", asel, &ai)))
+        return rc;
+    char index[16];
+    snprintf(index, sizeof index, "%d", bi);
+    if ((st = stacl_ctx_create(bctx, index)) != STACL_OK) return cli_fail(command, st);
+    if (ai == bi) return 0;
+    snprintf(index, sizeof index, "%d", ai);
+    if ((st = stacl_ctx_create(actx, index)) != STACL_OK) return cli_fail(command, st);
+    return 0;
+}
+
+int cli_open_adapter(const char *command, const char *device, const char *backbone_device,
+                     const char *adapter_device, const char *model_path, const char *adapter_path, int n_classes,
+                     const char *classes_path, stacl_ctx **ctx, stacl_ctx **actx, stacl_model **model,
                      stacl_adapter **adapter, stacl_adapter_info *info) {
     stacl_status st;
-    if ((st = stacl_ctx_create(ctx, device)) != STACL_OK || (st = stacl_model_load(model, *ctx, model_path)) != STACL_OK ||
-        (st = stacl_adapter_load(adapter, *model, adapter_path)) != STACL_OK)
+    int rc = cli_open_devices(command, device, backbone_device, adapter_device, ctx, actx);
+    if (rc) return rc;
+    if ((st = stacl_model_load(model, *ctx, model_path)) != STACL_OK ||
+        (st = stacl_adapter_load_on(adapter, *model, *actx, adapter_path)) != STACL_OK)
         return cli_fail(command, st);
     stacl_adapter_get_info(*adapter, info);
     if (!info->classes) {

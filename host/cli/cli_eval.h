@@ -42,11 +42,29 @@ void cli_video_error(const char *command, const char *path, const char *message)
 /* avg[c] += softmax(logits)[c] * weight over n classes (computed in double). */
 void cli_softmax_add(const float *logits, int n, double weight, float *avg);
 
-/* The device, the model and an ST-Adapter checkpoint whose classifier head
- * has exactly n_classes outputs (the classes file's; classes_path names it
- * in the error). Returns an exit code (message printed). */
-int cli_open_adapter(const char *command, const char *device, const char *model_path, const char *adapter_path,
-                     int n_classes, const char *classes_path, stacl_ctx **ctx, stacl_model **model,
+/* The --help lines of --backbone-device / --adapter-device. */
+#define CLI_DEVICES_HELP                                                                                               \
+    "  --device D           OpenCL device index or name substring (default: $STACL_DEVICE, else the\n"             \
+    "                       first GPU, else the first device; see 'stacl devices')\n"                              \
+    "  --backbone-device D  the frozen backbone's device (default: --device)\n"                                    \
+    "  --adapter-device D   the adapters' device (default: --device); when it differs from the\n"                  \
+    "                       backbone's, the residual stream is copied to it and back around every\n"              \
+    "                       adapter (see docs/adapters.md, \"Two devices\")\n"
+
+/* The contexts for a backbone and its adapters: --backbone-device and
+ * --adapter-device, each defaulting to --device (then $STACL_DEVICE, the
+ * default device). *actx is NULL when both resolve to the same device.
+ * Returns an exit code (message printed, naming the option). */
+int cli_open_devices(const char *command, const char *device, const char *backbone_device,
+                     const char *adapter_device, stacl_ctx **bctx, stacl_ctx **actx);
+
+/* The devices (cli_open_devices), the model and an ST-Adapter checkpoint
+ * whose classifier head has exactly n_classes outputs (the classes file's;
+ * classes_path names it in the error). *actx: the adapter's own device, or
+ * NULL (free both). Returns an exit code (message printed). */
+int cli_open_adapter(const char *command, const char *device, const char *backbone_device,
+                     const char *adapter_device, const char *model_path, const char *adapter_path, int n_classes,
+                     const char *classes_path, stacl_ctx **ctx, stacl_ctx **actx, stacl_model **model,
                      stacl_adapter **adapter, stacl_adapter_info *info);
 
 /* An ST-Adapter classifier as a scorer: avg[classes] = the softmax of each

@@ -5,11 +5,13 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cli_eval.h"
 #include "npy.h"
 
 static void usage(void) {
     printf("usage: stacl forward --model PATH [--adapter CKPT] --input X.npy --out Y.npy [--tokens]\n"
-           "                     [--device D] [--warmup N] [--profile] [--quiet]\n\n"
+           "                     [--device D] [--backbone-device D --adapter-device D]\n"
+           "                     [--warmup N] [--profile] [--quiet]\n\n"
            "Runs the frozen CLIP vision tower on frames that are already normalized, or with\n"
            "--adapter the ST-Adapter video classifier built on it.\n\n"
            "  --model PATH   folder with model.safetensors (+ config.json for Hugging Face files),\n"
@@ -24,6 +26,11 @@ static void usage(void) {
            "  --tokens       write the last block's output [T, tokens, width] (before ln_post) instead\n"
            "  --device D     OpenCL device index or name substring (default: $STACL_DEVICE, else the\n"
            "                 first GPU, else the first device; see 'stacl devices')\n"
+           "  --backbone-device D, --adapter-device D\n"
+           "                 with --adapter: the frozen backbone on one device, the adapters on\n"
+           "                 another (each defaults to --device); the residual stream is copied\n"
+           "                 between them around every adapter, the copies' time is printed\n"
+           "                 (op 'transfer' with --profile); see docs/adapters.md\n"
            "  --warmup N     untimed passes over the first clip before timing (default 0); the\n"
            "                 first pass on a fresh machine includes kernel compilation\n"
            "  --profile      print device time per op (OpenCL event profiling)\n"
@@ -37,11 +44,21 @@ static stacl_status pass(stacl_state *state, const stacl_adapter *ad, const floa
               : stacl_vision_forward(state, pixels, frames, kind, out);
 }
 
+/* The summed time of op "transfer" (copies between two devices) of the
+ * last pass, and its copies. */
+static double transfer_ms(const stacl_state *state, int *copies) {
+    const stacl_op_time *times;
+    int n = stacl_state_op_times(state, &times);
+    for (int i = 0; i < n; i++)
+        if (strcmp(times[i].op, "transfer") == 0) return *copies = times[i].launches, times[i].ms;
+    return *copies = 0, 0.0;
+}
+
 static int forward_clips(stacl_model *model, const stacl_adapter *ad, const float *pixels, int clips, int frames,
                          stacl_output kind, float *out, int warmup, int quiet, int profile) {
     stacl_state *state = NULL;
-    double *wall = NULL, *dev = NULL;
-    int rc = 0;
+    double *wall = NULL, *dev = NULL, *xfer = NULL;
+    int rc = 0, copies = 0;
     const stacl_vision_config *c = stacl_model_vision_config(model);
     const size_t frame_floats = (size_t)3 * c->image_size * c->image_size;
     const size_t out_per_clip = ad ? stacl_classify_output_size(ad, 1, frames, kind)
@@ -50,7 +67,8 @@ static int forward_clips(stacl_model *model, const stacl_adapter *ad, const floa
     if (st != STACL_OK) return cli_fail("forward", st);
     wall = calloc((size_t)clips, sizeof *wall);
     dev = calloc((size_t)clips, sizeof *dev);
-    if (!wall || !dev) {
+    xfer = calloc((size_t)clips, sizeof *xfer);
+    if (!wall || !dev || !xfer) {
         fprintf(stderr, "stacl forward: error: out of host memory\n");
         rc = CLI_EXIT_FAILURE;
         goto done;
@@ -73,6 +91,7 @@ static int forward_clips(stacl_model *model, const stacl_adapter *ad, const floa
         if (st != STACL_OK) { rc = cli_fail("forward", st); goto done; }
         wall[b] = cli_now_ms() - t0;
         dev[b] = stacl_state_last_device_ms(state);
+        xfer[b] = transfer_ms(state, &copies);
         if (!quiet && clips > 1) {
             printf("clip %d/%d: %.1f ms\n", b + 1, clips, wall[b]);
             fflush(stdout);
@@ -91,10 +110,16 @@ static int forward_clips(stacl_model *model, const stacl_adapter *ad, const floa
         qsort(dev, (size_t)clips, sizeof *dev, cli_compare_double);
         printf("time per clip (%d frames): %.1f ms wall, %.1f ms device (median of %d clip%s)\n", frames,
                wall[clips / 2], dev[clips / 2], clips, clips > 1 ? "s" : "");
+        if (copies) {
+            qsort(xfer, (size_t)clips, sizeof *xfer, cli_compare_double);
+            printf("transfer between devices: %.2f ms per clip (%d copies; part of the device time)\n",
+                   xfer[clips / 2], copies);
+        }
     }
 done:
     free(wall);
     free(dev);
+    free(xfer);
     stacl_state_free(state);
     return rc;
 }
@@ -105,12 +130,15 @@ int cli_forward_clips(stacl_model *model, const float *pixels, int clips, int fr
 }
 
 int cmd_forward(int argc, char **argv) {
-    static const cli_opt opts[] = {{"--model", 1}, {"--input", 1}, {"--out", 1}, {"--tokens", 0}, {"--device", 1},
-                                   {"--warmup", 1}, {"--profile", 0}, {"--quiet", 0}, {"--help", 0}, {"--adapter", 1}};
+    static const cli_opt opts[] = {{"--model", 1},   {"--input", 1},   {"--out", 1},    {"--tokens", 0},
+                                   {"--device", 1},  {"--warmup", 1},  {"--profile", 0}, {"--quiet", 0},
+                                   {"--help", 0},    {"--adapter", 1}, {"--backbone-device", 1},
+                                   {"--adapter-device", 1}};
     cli_args a = {argc, argv, 1, "forward", 0};
     const char *model_path = NULL, *input = NULL, *out_path = NULL, *device = NULL, *adapter_path = NULL, *value;
+    const char *backbone_device = NULL, *adapter_device = NULL;
     int tokens = 0, warmup = 0, profile = 0, quiet = 0, k;
-    while ((k = cli_next(&a, opts, 10, &value)) >= 0) {
+    while ((k = cli_next(&a, opts, (int)(sizeof opts / sizeof opts[0]), &value)) >= 0) {
         switch (k) {
         case 0: model_path = value; break;
         case 1: input = value; break;
@@ -122,15 +150,19 @@ int cmd_forward(int argc, char **argv) {
         case 7: quiet = 1; break;
         case 8: usage(); return 0;
         case 9: adapter_path = value; break;
+        case 10: backbone_device = value; break;
+        case 11: adapter_device = value; break;
         }
     }
     if (k == -2) return CLI_EXIT_USAGE;
     if (!model_path || !input || !out_path)
         return cli_usage_error("forward", "--model, --input and --out are required");
+    if (adapter_device && !adapter_path)
+        return cli_usage_error("forward", "--adapter-device goes with --adapter");
     if (!cli_check_writable("forward", out_path)) return CLI_EXIT_FAILURE;
 
     stacl_npy x = {0};
-    stacl_ctx *ctx = NULL;
+    stacl_ctx *ctx = NULL, *actx = NULL;
     stacl_model *model = NULL;
     stacl_adapter *ad = NULL;
     stacl_adapter_info ai = {0};
@@ -144,10 +176,15 @@ int cmd_forward(int argc, char **argv) {
         rc = CLI_EXIT_FAILURE;
         goto done;
     }
-    if ((st = stacl_ctx_create(&ctx, device)) != STACL_OK) { rc = cli_fail("forward", st); goto done; }
+    /* Without --adapter, no second device: the adapters' follows the backbone's. */
+    if (!adapter_path) adapter_device = backbone_device ? backbone_device : device;
+    if ((rc = cli_open_devices("forward", device, backbone_device, adapter_device, &ctx, &actx))) goto done;
     if ((st = stacl_model_load(&model, ctx, model_path)) != STACL_OK) { rc = cli_fail("forward", st); goto done; }
     if (adapter_path) {
-        if ((st = stacl_adapter_load(&ad, model, adapter_path)) != STACL_OK) { rc = cli_fail("forward", st); goto done; }
+        if ((st = stacl_adapter_load_on(&ad, model, actx, adapter_path)) != STACL_OK) {
+            rc = cli_fail("forward", st);
+            goto done;
+        }
         stacl_adapter_get_info(ad, &ai);
         if (!ai.classes && !tokens) {
             fprintf(stderr, "stacl forward: error: %s has no classifier head (fc.weight, fc.bias): only --tokens "
@@ -177,6 +214,10 @@ int cmd_forward(int argc, char **argv) {
     if (!quiet) {
         const stacl_device_info *d = stacl_ctx_device(ctx);
         printf("device: [%d] %s (%s)\n", d->index, d->name, d->platform);
+        if (actx) {
+            const stacl_device_info *e = stacl_ctx_device(actx);
+            printf("adapter device: [%d] %s (%s)\n", e->index, e->name, e->platform);
+        }
         printf("model: %s layout, width %d, %d layers, %d heads, patch %d, image %d, %d tokens, %s\n",
                c->layout == STACL_LAYOUT_HF ? "Hugging Face" : "OpenAI", c->width, c->layers, c->heads, c->patch,
                c->image_size, stacl_vision_tokens(c), c->proj_dim ? "projection" : "no projection");
@@ -211,6 +252,7 @@ done:
     free(y);
     stacl_adapter_free(ad);
     stacl_model_free(model);
+    stacl_ctx_free(actx);
     stacl_ctx_free(ctx);
     stacl_npy_release(&x);
     return rc;

@@ -1,0 +1,296 @@
+/* test_two_devices.c: ST-Adapter inference with the frozen backbone on one
+ * OpenCL device and the adapters on another (stacl_adapter_load_on, `stacl
+ * forward --backbone-device --adapter-device`). ctest runs it with
+ * POCL_DEVICES="pthread pthread": two identical PoCL CPU devices, so the
+ * same kernels run on the same device type and the logits and tokens must be
+ * bit-identical to the single-device run. Also: the copies are reported as
+ * op "transfer", a head-only / same-device load takes no copies, training
+ * refuses a remote adapter, and the CLI's errors. Skipped when no two
+ * devices with the same name and platform exist. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "npy.h"
+#include "stacl.h"
+#include "test_util.h"
+
+static int dev_a = -1, dev_b = -1; /* two identical devices, or -1 */
+static stacl_ctx *ctx0, *ctx1;
+static stacl_model *model;
+
+static int setup(void **state) {
+    (void)state;
+    stacl_device_info *infos = NULL;
+    int n = 0;
+    if (stacl_list_devices(&infos, &n) != STACL_OK) {
+        fprintf(stderr, "setup: %s\n", stacl_last_error());
+        return -1;
+    }
+    for (int i = 0; i < n && dev_a < 0; i++)
+        for (int j = i + 1; j < n; j++)
+            if (strcmp(infos[i].name, infos[j].name) == 0 && strcmp(infos[i].platform, infos[j].platform) == 0) {
+                dev_a = i;
+                dev_b = j;
+                break;
+            }
+    free(infos);
+    if (dev_a < 0) {
+        printf("only %d OpenCL device(s) and no two identical ones (POCL_DEVICES=\"pthread pthread\" gives two): "
+               "skipping\n", n);
+        return tu_group_setup(state);
+    }
+    char sel[16], path[512];
+    snprintf(path, sizeof path, "%s/models/hf", STACL_TEST_DATA);
+    snprintf(sel, sizeof sel, "%d", dev_a);
+    if (stacl_ctx_create(&ctx0, sel) != STACL_OK) goto fail;
+    snprintf(sel, sizeof sel, "%d", dev_b);
+    if (stacl_ctx_create(&ctx1, sel) != STACL_OK || stacl_model_load(&model, ctx0, path) != STACL_OK) goto fail;
+    printf("backbone on device %d, adapters on device %d: %s\n", dev_a, dev_b, stacl_ctx_device(ctx1)->name);
+    return tu_group_setup(state);
+fail:
+    fprintf(stderr, "setup: %s\n", stacl_last_error());
+    return -1;
+}
+
+static int teardown(void **state) {
+    stacl_model_free(model);
+    stacl_ctx_free(ctx1);
+    stacl_ctx_free(ctx0);
+    return tu_group_teardown(state);
+}
+
+#define SKIP_WITHOUT_TWO_DEVICES()                                                                                     \
+    do {                                                                                                               \
+        if (dev_a < 0) {                                                                                               \
+            printf("skipped: needs two identical OpenCL devices\n");                                                  \
+            skip();                                                                                                    \
+        }                                                                                                              \
+    } while (0)
+
+/* The op's summed time and launches in the state's last pass (-1 launches
+ * when the op is absent). */
+static double op_time(const stacl_state *s, const char *op, int *launches) {
+    const stacl_op_time *t;
+    int n = stacl_state_op_times(s, &t);
+    for (int i = 0; i < n; i++)
+        if (strcmp(t[i].op, op) == 0) return *launches = t[i].launches, t[i].ms;
+    return *launches = -1, 0.0;
+}
+
+/* Runs `kind` over all clips in one pass, then clip 0 alone (a smaller
+ * pass after a larger one: the adapter device's workspace is reused). */
+static void run_all(stacl_state *s, const stacl_adapter *ad, const stacl_npy *input, stacl_output kind, float *all,
+                    float *one) {
+    const int clips = (int)input->shape[0], frames = (int)input->shape[1];
+    if (stacl_classify_forward(s, ad, input->data, clips, frames, kind, all) != STACL_OK)
+        fail_msg("%s", stacl_last_error());
+    if (stacl_classify_forward(s, ad, input->data, 1, frames, kind, one) != STACL_OK)
+        fail_msg("%s", stacl_last_error());
+}
+
+static void check_case(const char *name) {
+    char path[512], rel[256];
+    snprintf(path, sizeof path, "%s/adapter/%s/adapter.safetensors", STACL_TEST_DATA, name);
+    stacl_adapter *local = NULL, *remote = NULL, *same = NULL;
+    stacl_state *s = NULL;
+    stacl_npy input = {0}, golden = {0};
+    snprintf(rel, sizeof rel, "adapter/%s/input.npy", name);
+    tu_load_npy(rel, &input);
+    const int clips = (int)input.shape[0], frames = (int)input.shape[1];
+    if (stacl_adapter_load(&local, model, path) != STACL_OK) fail_msg("%s", stacl_last_error());
+    if (stacl_adapter_load_on(&remote, model, ctx1, path) != STACL_OK) fail_msg("%s", stacl_last_error());
+    if (stacl_adapter_load_on(&same, model, ctx0, path) != STACL_OK) fail_msg("%s", stacl_last_error());
+    stacl_adapter_info info;
+    stacl_adapter_get_info(remote, &info);
+    const int sites = info.n_pre_attn + info.n_pre_mlp;
+    assert_true(sites > 0);
+    assert_int_equal(stacl_state_create(&s, model, clips * frames), STACL_OK);
+
+    for (int k = 0; k < 2; k++) {
+        const stacl_output kind = k ? STACL_OUT_TOKENS : STACL_OUT_EMBEDDING;
+        const size_t n_all = stacl_classify_output_size(local, clips, frames, kind);
+        const size_t n_one = stacl_classify_output_size(local, 1, frames, kind);
+        float *a_all = malloc(n_all * sizeof *a_all), *b_all = malloc(n_all * sizeof *b_all);
+        float *a_one = malloc(n_one * sizeof *a_one), *b_one = malloc(n_one * sizeof *b_one);
+        assert_true(a_all && b_all && a_one && b_one);
+        int launches;
+
+        run_all(s, local, &input, kind, a_all, a_one);
+        op_time(s, "transfer", &launches);
+        assert_int_equal(launches, -1); /* one device: no copies */
+
+        run_all(s, same, &input, kind, b_all, b_one); /* load_on with the model's ctx: the same */
+        op_time(s, "transfer", &launches);
+        assert_int_equal(launches, -1);
+        assert_memory_equal(a_all, b_all, n_all * sizeof *a_all);
+
+        memset(b_all, 0xff, n_all * sizeof *b_all);
+        memset(b_one, 0xff, n_one * sizeof *b_one);
+        run_all(s, remote, &input, kind, b_all, b_one);
+        /* The last pass (one clip): 4 copies per adapter (read + write each
+         * way), timed by OpenCL events on both queues. */
+        double ms = op_time(s, "transfer", &launches);
+        printf("%s %s: transfer %.3f ms in %d copies (%d adapters), device total %.3f ms\n", name,
+               k ? "tokens" : "logits", ms, launches, sites, stacl_state_last_device_ms(s));
+        assert_int_equal(launches, 4 * sites);
+        assert_true(ms > 0.0);
+        op_time(s, "adapter_fc1", &launches);
+        assert_int_equal(launches, sites); /* the adapter device's ops are in the state's times */
+        /* Bit-identical: same kernels, same device type. */
+        assert_memory_equal(a_all, b_all, n_all * sizeof *a_all);
+        assert_memory_equal(a_one, b_one, n_one * sizeof *a_one);
+
+        /* And right, not just equal: the float64 PyTorch golden. */
+        snprintf(rel, sizeof rel, "adapter/%s/%s.npy", name, k ? "tokens" : "logits");
+        tu_load_npy(rel, &golden);
+        tu_check_golden("two devices", rel, b_all, &golden, n_all);
+        stacl_npy_release(&golden);
+        free(a_all);
+        free(b_all);
+        free(a_one);
+        free(b_one);
+    }
+    stacl_state_free(s);
+    stacl_adapter_free(same);
+    stacl_adapter_free(remote);
+    stacl_adapter_free(local);
+    stacl_npy_release(&input);
+}
+
+static void test_attn_mlp(void **state) {
+    (void)state;
+    SKIP_WITHOUT_TWO_DEVICES();
+    check_case("attn_mlp");
+}
+
+static void test_mlp_all(void **state) {
+    (void)state;
+    SKIP_WITHOUT_TWO_DEVICES();
+    check_case("mlp_all");
+}
+
+/* Training runs on one device: a remote adapter is refused with a message. */
+static void test_training_refused(void **state) {
+    (void)state;
+    SKIP_WITHOUT_TWO_DEVICES();
+    char path[512];
+    snprintf(path, sizeof path, "%s/adapter/mlp_all/adapter.safetensors", STACL_TEST_DATA);
+    stacl_adapter *ad = NULL;
+    stacl_trainer *t = NULL;
+    if (stacl_adapter_load_on(&ad, model, ctx1, path) != STACL_OK) fail_msg("%s", stacl_last_error());
+    stacl_train_options opt = stacl_train_options_default();
+    assert_int_equal(stacl_trainer_create(&t, ad, 1, 3, &opt), STACL_ERR_UNSUPPORTED);
+    tu_expect_message("another device", NULL);
+    assert_null(t);
+    /* Saving still works (reads the adapter device's buffer). */
+    char out[512];
+    assert_int_equal(stacl_adapter_save(ad, TU_PATH(out, "saved.safetensors")), STACL_OK);
+    stacl_adapter_free(ad);
+    stacl_adapter *back = NULL;
+    if (stacl_adapter_load(&back, model, out) != STACL_OK) fail_msg("%s", stacl_last_error());
+    stacl_adapter_free(back);
+}
+
+static int run_cli(char **out, char **err, const char *const *argv_tail) {
+    const char *argv[32] = {STACL_CLI_PATH};
+    int n = 1;
+    while (*argv_tail && n < 31) argv[n++] = *argv_tail++;
+    argv[n] = NULL;
+    return tu_run(argv, NULL, out, err);
+}
+
+static void test_cli(void **state) {
+    (void)state;
+    SKIP_WITHOUT_TWO_DEVICES();
+    char model_dir[512], ckpt[512], input[512], one[512], two[512], sa[16], sb[16];
+    snprintf(model_dir, sizeof model_dir, "%s/models/hf", STACL_TEST_DATA);
+    snprintf(ckpt, sizeof ckpt, "%s/adapter/attn_mlp/adapter.safetensors", STACL_TEST_DATA);
+    snprintf(input, sizeof input, "%s/adapter/attn_mlp/input.npy", STACL_TEST_DATA);
+    snprintf(sa, sizeof sa, "%d", dev_a);
+    snprintf(sb, sizeof sb, "%d", dev_b);
+    for (int tokens = 0; tokens < 2; tokens++) {
+        char *out = NULL, *err = NULL;
+        TU_PATH(one, tokens ? "one_tokens.npy" : "one.npy");
+        TU_PATH(two, tokens ? "two_tokens.npy" : "two.npy");
+        const char *single[] = {"forward", "--model", model_dir, "--adapter", ckpt, "--input", input, "--out", one,
+                                "--device", sa, tokens ? "--tokens" : "--quiet", NULL};
+        int code = run_cli(&out, &err, single);
+        if (code != 0) fail_msg("exit %d: %s", code, err);
+        assert_null(strstr(out, "transfer"));
+        free(out);
+        free(err);
+        /* --device sets the backbone's; --adapter-device overrides the adapters'. */
+        const char *dual[] = {"forward", "--model", model_dir, "--adapter", ckpt, "--input", input, "--out", two,
+                              "--device", sa, "--adapter-device", sb, "--profile", tokens ? "--tokens" : NULL, NULL};
+        code = run_cli(&out, &err, dual);
+        if (code != 0) fail_msg("exit %d: %s", code, err);
+        printf("%s", strstr(out, "transfer between") ? strstr(out, "transfer between") : out);
+        assert_non_null(strstr(out, "adapter device: ["));
+        assert_non_null(strstr(out, "transfer between devices: "));
+        assert_non_null(strstr(out, "  transfer ")); /* the --profile table */
+        free(out);
+        free(err);
+        size_t na = 0, nb = 0;
+        char *a = tu_read_file(one, &na), *b = tu_read_file(two, &nb);
+        assert_non_null(a);
+        assert_non_null(b);
+        assert_int_equal(na, nb);
+        assert_memory_equal(a, b, na); /* the same .npy file, byte for byte */
+        free(a);
+        free(b);
+    }
+    /* --backbone-device and --adapter-device given separately. */
+    char *out = NULL, *err = NULL;
+    const char *dual[] = {"forward", "--model", model_dir, "--adapter", ckpt, "--input", input, "--out", two,
+                          "--backbone-device", sa, "--adapter-device", sb, NULL};
+    int code = run_cli(&out, &err, dual);
+    if (code != 0) fail_msg("exit %d: %s", code, err);
+    assert_non_null(strstr(out, "transfer between devices: "));
+    free(out);
+    free(err);
+    size_t na = 0, nb = 0;
+    char *a = tu_read_file(one, &na), *b = NULL;
+    free(a);
+    a = tu_read_file(TU_PATH(one, "one.npy"), &na);
+    b = tu_read_file(two, &nb);
+    assert_true(a && b && na == nb);
+    assert_memory_equal(a, b, na);
+    free(a);
+    free(b);
+
+    /* An adapter device that does not exist: exit 1, naming the option. */
+    const char *bad[] = {"forward", "--model", model_dir, "--adapter", ckpt, "--input", input, "--out", two,
+                         "--backbone-device", sa, "--adapter-device", "99", NULL};
+    code = run_cli(&out, &err, bad);
+    printf("  ok (exit %d): %s", code, err);
+    assert_int_equal(code, 1);
+    assert_non_null(strstr(err, "--adapter-device 99"));
+    assert_non_null(strstr(err, "no device with that index"));
+    free(out);
+    free(err);
+    /* --adapter-device without --adapter: a usage error. */
+    const char *usage[] = {"forward", "--model", model_dir, "--input", input, "--out", two, "--adapter-device", sb,
+                           NULL};
+    code = run_cli(&out, &err, usage);
+    assert_int_equal(code, 2);
+    assert_non_null(strstr(err, "--adapter-device goes with --adapter"));
+    free(out);
+    free(err);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_attn_mlp),
+        cmocka_unit_test(test_mlp_all),
+        cmocka_unit_test(test_training_refused),
+        cmocka_unit_test(test_cli),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
