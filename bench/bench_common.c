@@ -209,21 +209,6 @@ int bench_temp_dir(const char *prog, char *dir, size_t cap) {
     return 1;
 }
 
-int bench_preset_spec(const char *name, stacl_random_clip_spec *spec) {
-    *spec = stacl_random_clip_default_spec(); /* vit-b16 */
-    if (strcmp(name, "vit-b16") == 0) return 1;
-    if (strcmp(name, "small") == 0) {
-        spec->width = 192; spec->layers = 4; spec->heads = 3; spec->mlp_width = 768; spec->proj_dim = 128;
-        return 1;
-    }
-    if (strcmp(name, "tiny") == 0) {
-        spec->width = 64; spec->layers = 2; spec->heads = 1; spec->mlp_width = 256; spec->patch = 8;
-        spec->image_size = 32; spec->proj_dim = 32;
-        return 1;
-    }
-    return 0;
-}
-
 cJSON *bench_json_model(const stacl_vision_config *c) {
     cJSON *mc = cJSON_CreateObject();
     cJSON_AddNumberToObject(mc, "width", c->width);

@@ -43,10 +43,6 @@ double bench_now_ms(void);
 /* Makes a fresh folder under $TMPDIR (or /tmp) into dir; 0 after printing
  * the error. */
 int bench_temp_dir(const char *prog, char *dir, size_t cap);
-/* The random-model presets of `stacl gen-model` (vit-b16, small, tiny);
- * 0 for an unknown name. */
-struct stacl_random_clip_spec;
-int bench_preset_spec(const char *name, struct stacl_random_clip_spec *spec);
 /* Order statistics of x[0..n-1] (n >= 1); x is not modified. The median of an
  * even count is the mean of the two middle values. */
 double bench_median(const double *x, int n);

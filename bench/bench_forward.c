@@ -103,7 +103,7 @@ int main(int argc, char **argv) {
     }
     if (k == -2) return BENCH_EXIT_USAGE;
     stacl_random_clip_spec spec;
-    if (!bench_preset_spec(preset, &spec)) return bench_usage_error(PROG, "unknown preset '%s' (vit-b16, small, tiny)", preset);
+    if (!stacl_random_clip_preset(preset, &spec)) return bench_usage_error(PROG, "unknown preset '%s' (vit-b16, small, tiny)", preset);
     if (json_path && bench_check_writable(PROG, json_path)) return BENCH_EXIT_FAILURE;
 
     char dir[512], file[600], cfg_file[600];

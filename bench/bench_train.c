@@ -236,7 +236,7 @@ int main(int argc, char **argv) {
     }
     if (k == -2) return BENCH_EXIT_USAGE;
     stacl_random_clip_spec spec;
-    if (!bench_preset_spec(preset, &spec)) return bench_usage_error(PROG, "unknown preset '%s' (vit-b16, small, tiny)", preset);
+    if (!stacl_random_clip_preset(preset, &spec)) return bench_usage_error(PROG, "unknown preset '%s' (vit-b16, small, tiny)", preset);
     stacl_adapter_config acfg;
     if (!adapter_preset(adapters, spec.layers, &acfg))
         return bench_usage_error(PROG, "unknown --adapters '%s' (12x384, 24x384, head)", adapters);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "adapter.h"
+#include "adapter_fixed.h"
 #include "clip_sampling.h"
 #include "ops.h"
 #include "safetensors.h"
@@ -307,7 +308,13 @@ stacl_status stacl_adapter_load_on(stacl_adapter **out, stacl_model *model, stac
     plan(ad);
     host = malloc((ad->total ? ad->total : 1) * sizeof *host);
     if (!host) FAIL(STACL_ERR_OUT_OF_MEMORY, "out of host memory for %zu adapter parameters", ad->total);
-    TRY(stacl_adapter_read_host(ad, f, "", host));
+    if (stacl_fx_is_checkpoint(f)) {
+        if (stacl_adapter_is_remote(ad))
+            FAIL(STACL_ERR_UNSUPPORTED, "%s: fixed-point adapters run on the backbone's device only (for now)", path);
+        TRY(stacl_fx_read_checkpoint(ad, f, host));
+    } else {
+        TRY(stacl_adapter_read_host(ad, f, "", host));
+    }
     TRY(upload(ad, host));
     *out = ad;
     ad = NULL;
@@ -396,6 +403,10 @@ stacl_status stacl_adapter_save(const stacl_adapter *adapter, const char *path) 
     host = malloc((adapter->total ? adapter->total : 1) * sizeof *host);
     if (!host) FAIL(STACL_ERR_OUT_OF_MEMORY, "out of host memory");
     TRY(read_params(adapter, host));
+    if (adapter->fx) {
+        TRY(stacl_fx_write_checkpoint(adapter, host, path));
+        goto cleanup;
+    }
     TRY(stacl_adapter_write_host(adapter, 1, (const float *const[]){host}, (const char *const[]){""}, path,
                                  (const char *const[]){"format"}, (const char *const[]){"pt"}, 1));
 cleanup:
@@ -431,6 +442,7 @@ stacl_status stacl_adapter_upload(stacl_adapter *ad, const float *host) {
 
 void stacl_adapter_free(stacl_adapter *adapter) {
     if (!adapter) return;
+    stacl_fx_free(adapter->fx);
     if (adapter->params) clReleaseMemObject(adapter->params);
     if (adapter->head) clReleaseMemObject(adapter->head);
     if (adapter->remote_ws) clReleaseMemObject(adapter->remote_ws);
@@ -535,6 +547,11 @@ stacl_status stacl_adapter_run_site(const stacl_adapter *ad, const adapter_site 
     /* The remote workspace is a cache inside the handle (allocated as
      * non-const by alloc_shell). */
     if (stacl_adapter_is_remote(ad)) return run_site_remote((stacl_adapter *)ad, s, ws, x, clips, T);
+    if (ad->fx) {
+        const stacl_vision_config *c = &ad->model->cfg;
+        const size_t P = (size_t)stacl_vision_tokens(c) - 1;
+        return stacl_fx_run_site(ad, s, ws, x, h, y, h + clips * T * P * (size_t)ad->info.width, clips, T);
+    }
     return run_kernels(ad, ad->model->ctx, s, ws, x, h, y, clips, T);
 }
 

@@ -32,6 +32,9 @@ struct stacl_adapter {
     cl_mem remote_ws;
     float *stage;
     size_t remote_frames;
+    /* Fixed point (adapter_fixed.h): the integer weights the kernels use;
+     * NULL for a float adapter. */
+    struct adapter_fixed *fx;
 };
 
 /* Whether the adapter's parameters live on another device than the
@@ -87,6 +90,10 @@ typedef struct adapter_call {
 
 /* Runs one adapter on the residual stream x [clips * T, 1 + P, W] of ws,
  * its bottleneck activations written to h (fc1) and y (conv), [F, P, A].
+ * A fixed-point adapter writes int16 h and y there and also needs its
+ * quantized input (int16 [F, 1 + P, W]) right after h: h must have room
+ * for F * P * A + F * (1 + P) * W / 2 floats (the inference plan's qkv
+ * region has).
  * For a remote adapter (ws on the backbone's device), x goes through host
  * staging to the adapter's own workspace on its device, the adapter runs
  * there (h and y unused), and x comes back; the copies are profiled as

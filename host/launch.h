@@ -30,6 +30,11 @@ static inline void arg_u32(arg_list *a, size_t v) {
     if (a->err == CL_SUCCESS) a->err = clSetKernelArg(a->kernel, a->next, sizeof u, &u);
     a->next++;
 }
+static inline void arg_u64(arg_list *a, uint64_t v) {
+    cl_ulong u = (cl_ulong)v;
+    if (a->err == CL_SUCCESS) a->err = clSetKernelArg(a->kernel, a->next, sizeof u, &u);
+    a->next++;
+}
 static inline void arg_f32(arg_list *a, float v) {
     if (a->err == CL_SUCCESS) a->err = clSetKernelArg(a->kernel, a->next, sizeof v, &v);
     a->next++;

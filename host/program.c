@@ -45,6 +45,15 @@ static const char *const kernel_names[K_COUNT] = {
     [K_ADAPTER_FC1_BACKWARD_PARAMS] = "adapter_fc1_backward_params",
     [K_ADAPTER_FC1_Q] = "adapter_fc1_q", [K_ADAPTER_DWCONV3D_Q] = "adapter_dwconv3d_q",
     [K_ADAPTER_FC2_RESIDUAL_Q] = "adapter_fc2_residual_q",
+    [K_FX_QUANTIZE_ROWS] = "fx_quantize_rows", [K_ADAPTER_FC2_UPDATE_Q] = "adapter_fc2_update_q",
+    [K_FX_GRAD_EXPONENT] = "fx_grad_exponent", [K_FX_QUANTIZE_GRAD_SR] = "fx_quantize_grad_sr",
+    [K_ADAPTER_FC2_BACKWARD_INPUT_Q] = "adapter_fc2_backward_input_q", [K_FX_NARROW_SR] = "fx_narrow_sr",
+    [K_ADAPTER_DWCONV3D_BACKWARD_INPUT_Q] = "adapter_dwconv3d_backward_input_q",
+    [K_ADAPTER_FC1_BACKWARD_INPUT_Q] = "adapter_fc1_backward_input_q",
+    [K_ADAPTER_FC2_BACKWARD_PARAMS_Q] = "adapter_fc2_backward_params_q",
+    [K_ADAPTER_DWCONV3D_BACKWARD_PARAMS_Q] = "adapter_dwconv3d_backward_params_q",
+    [K_ADAPTER_FC1_BACKWARD_PARAMS_Q] = "adapter_fc1_backward_params_q",
+    [K_FX_ACCUMULATE_GRAD] = "fx_accumulate_grad",
 };
 
 static const char build_options[] = "-cl-std=CL1.2";

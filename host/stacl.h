@@ -205,6 +205,21 @@ stacl_status stacl_adapter_save(const stacl_adapter *adapter, const char *path);
 
 /* One training step is: stacl_trainer_accumulate() over the micro-batches
  * of the batch (gradients add up), then stacl_trainer_step() (AdamW). */
+/* Fixed-point adapters (docs/fpga.md, "Fixed-point training"): converts
+ * fc1, conv and fc2 of every adapter site to `format` from their float
+ * values (round half to even): "qI.F" with I + F = 16 (q8.8, q4.12, ...)
+ * for 16-bit weights with F fractional bits, or "int8" for 8-bit weights
+ * with a power-of-two scale per output channel; activations are q8.8 and
+ * the head stays float. From then on the adapters run in integer kernels
+ * (the residual stream stays float) and stacl_adapter_save writes an
+ * integer checkpoint, which stacl_adapter_load reads back as fixed point.
+ * The adapter must be on the backbone's device. */
+stacl_status stacl_adapter_set_fixed_point(stacl_adapter *adapter, const char *format);
+/* STACL_OK when `format` names a fixed-point format (as above). */
+stacl_status stacl_adapter_fixed_format_check(const char *format);
+/* The fixed-point format's name, or NULL for a float adapter. */
+const char *stacl_adapter_fixed_point(const stacl_adapter *adapter);
+
 typedef struct stacl_train_options {
     float weight_decay;    /* decoupled, on weights only (not biases): 0.01 */
     float beta1, beta2, eps; /* 0.9, 0.999, 1e-8 */
@@ -213,6 +228,13 @@ typedef struct stacl_train_options {
     float clip_norm;       /* global gradient norm cap; 0 = off */
     int recompute;         /* keep only each block's input and recompute
                               the block in the backward pass (less memory) */
+    /* Fixed-point adapters (stacl_adapter_set_fixed_point) train with the
+     * integer forward and backward kernels; the update is either applied
+     * to an fp32 master copy that is quantized after each step (0), or
+     * applied to the fixed-point weights with stochastic rounding, no
+     * master copy (1). fixed_seed keys every stochastic rounding. */
+    int fixed_sr_update;
+    uint64_t fixed_seed;
 } stacl_train_options;
 stacl_train_options stacl_train_options_default(void);
 

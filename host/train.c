@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "clip_sampling.h"
+#include "adapter_fixed.h"
 #include "ops_backward.h"
 #include "train_internal.h"
 
@@ -139,6 +140,7 @@ stacl_status stacl_trainer_create(stacl_trainer **out, stacl_adapter *ad, int ma
                             "the adapter gradients", NULL, &t->grad));
     TRY(zero_region(t->model->ctx, t->grad, 0, ad->total ? ad->total : 1));
     TRY(stacl_trainer_optim_init(t));
+    TRY(stacl_trainer_fx_init(t));
     *out = t;
     t = NULL;
 cleanup:
@@ -165,6 +167,14 @@ typedef struct tape_call {
     size_t clips;
 } tape_call;
 
+/* One adapter on the residual stream, its bottleneck activations into the
+ * tape; a fixed-point adapter quantizes its input into the qkv region
+ * (free at both sites). */
+static stacl_status run_site(stacl_trainer *t, const adapter_site *s, size_t h, size_t y, size_t clips) {
+    if (t->ad->fx) return stacl_fx_run_site(t->ad, s, t->ws, t->plan.x, h, y, t->plan.qkv, clips, (size_t)t->T);
+    return stacl_adapter_run_site(t->ad, s, t->ws, t->plan.x, h, y, clips, (size_t)t->T);
+}
+
 /* The block hook of the training forward: keeps each adapter's input and
  * bottleneck activations and each layer norm's input. */
 static stacl_status tape_hook(void *user, stacl_block_site where) {
@@ -180,13 +190,13 @@ static stacl_status tape_hook(void *user, stacl_block_site where) {
         /* The block's input (the pre-attention adapter's input) is
          * block_in, kept by the caller. */
         const adapter_site *s = &ad->pre_attn[call->layer];
-        if (s->present) TRY(stacl_adapter_run_site(ad, s, t->ws, x, b->ha, b->ya, call->clips, (size_t)t->T));
+        if (s->present) TRY(run_site(t, s, b->ha, b->ya, call->clips));
         TRY(copy_region(t, x, b->x_attn, FLW));
     } else {
         const adapter_site *s = &ad->pre_mlp[call->layer];
         if (s->present) {
             TRY(copy_region(t, x, b->x2, FLW));
-            TRY(stacl_adapter_run_site(ad, s, t->ws, x, b->hm, b->ym, call->clips, (size_t)t->T));
+            TRY(run_site(t, s, b->hm, b->ym, call->clips));
         }
         TRY(copy_region(t, x, b->x_mlp, FLW));
     }
@@ -306,8 +316,9 @@ static double head_clip(stacl_trainer *t, const float *m, int label, const doubl
 
 /* One adapter's backward: its weight gradients, and the input gradient
  * added to the residual gradient g (x_in: the adapter's input). */
-static stacl_status adapter_backward(stacl_trainer *t, const adapter_site *s, size_t x_in, size_t h, size_t y,
-                                     size_t clips) {
+static stacl_status adapter_backward(stacl_trainer *t, const adapter_site *s, int site_index, size_t x_in, size_t h,
+                                     size_t y, size_t clips) {
+    if (t->ad->fx) return stacl_trainer_fx_site_backward(t, s, site_index, x_in, h, y, clips);
     stacl_status st = STACL_OK;
     stacl_ctx *ctx = t->model->ctx;
     const stacl_vision_config *c = &t->model->cfg;
@@ -348,7 +359,7 @@ static stacl_status block_backward(stacl_trainer *t, int l, const block_tape *b,
     TRY(stacl_gemm(ctx, 0, 0, rows, W, M, 1.0f, ws, w->mlp, M, pm, o->fc1_w, W, 0.0f, ws, w->h, W));
     TRY(stacl_op_layernorm_backward(ctx, rows, W, c->ln_eps, ws, b->x_mlp, W, pm, o->ln2_w, ws, w->h, W, ws, g, W));
     const adapter_site *sm = &t->ad->pre_mlp[l];
-    if (sm->present) TRY(adapter_backward(t, sm, b->x2, b->hm, b->ym, clips));
+    if (sm->present) TRY(adapter_backward(t, sm, 2 * l + 1, b->x2, b->hm, b->ym, clips));
 
     /* Attention: x2 = x_attn + out_proj(attn(ln_1(x_attn))). */
     TRY(stacl_gemm(ctx, 0, 0, rows, W, W, 1.0f, ws, g, W, pm, o->out_w, W, 0.0f, ws, w->h, W));
@@ -368,7 +379,7 @@ static stacl_status block_backward(stacl_trainer *t, int l, const block_tape *b,
     TRY(stacl_gemm(ctx, 0, 0, rows, W, 3 * W, 1.0f, ws, w->qkv, 3 * W, pm, o->qkv_w, W, 0.0f, ws, w->h, W));
     TRY(stacl_op_layernorm_backward(ctx, rows, W, c->ln_eps, ws, b->x_attn, W, pm, o->ln1_w, ws, w->h, W, ws, g, W));
     const adapter_site *sa = &t->ad->pre_attn[l];
-    if (sa->present) TRY(adapter_backward(t, sa, t->block_in[l - t->first], b->ha, b->ya, clips));
+    if (sa->present) TRY(adapter_backward(t, sa, 2 * l, t->block_in[l - t->first], b->ha, b->ya, clips));
 cleanup:
     return st;
 }
@@ -433,6 +444,7 @@ stacl_status stacl_trainer_accumulate(stacl_trainer *t, const float *pixels, con
     stacl_ctx *ctx = t->model->ctx;
     stacl_profile_begin(ctx);
     stacl_status st = pass(t, pixels, labels, (size_t)clips, loss_scale, dropout_seed, loss_sum, logits);
+    t->fx_micro++;
     stacl_status pst = stacl_profile_collect(ctx, t->times, &t->n_times, &t->last_ms);
     if (st == STACL_OK) st = pst;
     if (st == STACL_OK) stacl_clear_error();

@@ -46,10 +46,25 @@ struct stacl_trainer {
     float *ln_post;          /* [2, W] gamma, beta of the frozen ln_post */
     long long steps;
     struct stacl_st_file *state_file; /* the last loaded state (metadata) */
+    /* Fixed-point adapters (train_fixed.c): weight-gradient accumulators
+     * (int64), the scale slots (int32), the micro-batch count within the
+     * current step (keys stochastic rounding). */
+    cl_mem fx_acc, fx_slots;
+    unsigned fx_micro;
     stacl_op_time times[STACL_PROFILE_MAX_OPS];
     int n_times;
     double last_ms;
 };
+
+/* train_fixed.c: buffers of the fixed-point path (none for a float
+ * adapter); the backward pass of one fixed-point site (as train.c's
+ * adapter_backward; site_index = 2 * block + (pre-MLP)); the integer
+ * weights after an optimizer step (from the fp32 master in t->params, or
+ * stochastically rounded into t->params without one). */
+stacl_status stacl_trainer_fx_init(stacl_trainer *t);
+stacl_status stacl_trainer_fx_site_backward(stacl_trainer *t, const adapter_site *s, int site_index, size_t x_in,
+                                            size_t h, size_t y, size_t clips);
+stacl_status stacl_trainer_fx_requantize(stacl_trainer *t);
 
 /* train_optim.c: fills t->decay and the host copies at creation. */
 stacl_status stacl_trainer_optim_init(stacl_trainer *t);

@@ -53,6 +53,8 @@ void stacl_trainer_free(stacl_trainer *t) {
     if (!t) return;
     if (t->ws) clReleaseMemObject(t->ws);
     if (t->grad) clReleaseMemObject(t->grad);
+    if (t->fx_acc) clReleaseMemObject(t->fx_acc);
+    if (t->fx_slots) clReleaseMemObject(t->fx_slots);
     stacl_st_close(t->state_file);
     free(t->block_in);
     free(t->tapes);
@@ -140,6 +142,8 @@ stacl_status stacl_trainer_step(stacl_trainer *t, float lr, float grad_scale, do
     t->steps++;
     stacl_adamw_update(n, t->params, g, t->m, t->v, t->decay, t->steps, lr,
                        stacl_clip_coef(norm, t->opt.clip_norm), &t->opt);
+    t->fx_micro = 0;
+    TRY(stacl_trainer_fx_requantize(t));
     TRY(stacl_adapter_upload(t->ad, t->params));
     memset(t->grad_host, 0, n * sizeof *t->grad_host);
     {
@@ -166,8 +170,11 @@ stacl_status stacl_trainer_save_state(const stacl_trainer *t, const char *path, 
     k[0] = "optimizer_steps";
     v[0] = steps;
     for (int i = 0; i < n; i++) k[i + 1] = keys[i], v[i + 1] = values[i];
-    TRY(stacl_adapter_write_host(t->ad, 2, (const float *const[]){t->m, t->v},
-                                 (const char *const[]){"exp_avg.", "exp_avg_sq."}, path, k, v, n + 1));
+    /* Fixed point with an fp32 master copy: the master is state too (the
+     * adapter file holds its rounding). */
+    const int master = t->ad->fx && !t->opt.fixed_sr_update;
+    TRY(stacl_adapter_write_host(t->ad, master ? 3 : 2, (const float *const[]){t->m, t->v, t->params},
+                                 (const char *const[]){"exp_avg.", "exp_avg_sq.", "master."}, path, k, v, n + 1));
 cleanup:
     free(k);
     free(v);
@@ -191,6 +198,18 @@ stacl_status stacl_trainer_load_state(stacl_trainer *t, const char *path) {
     f = NULL;
     /* The adapter may have been reloaded since creation. */
     TRY(stacl_adapter_download(t->ad, t->params));
+    if (t->ad->fx && !t->opt.fixed_sr_update) {
+        adapter_tensor *ts = NULL;
+        const int count = stacl_adapter_tensors(t->ad, &ts);
+        char name[160];
+        snprintf(name, sizeof name, "master.%s", count > 0 ? ts[0].name : "");
+        free(ts);
+        if (count < 0) FAIL(STACL_ERR_OUT_OF_MEMORY, "out of host memory");
+        if (!stacl_st_find(t->state_file, name))
+            FAIL(STACL_ERR_FORMAT, "%s: no fp32 master weights (master.*): the state is not from a fixed-point run "
+                 "with master weights", path);
+        TRY(stacl_adapter_read_host(t->ad, t->state_file, "master.", t->params));
+    }
 cleanup:
     stacl_st_close(f);
     return st;

@@ -742,3 +742,19 @@ cleanup:
     free(config_path);
     return st;
 }
+
+int stacl_random_clip_preset(const char *name, stacl_random_clip_spec *spec) {
+    *spec = stacl_random_clip_default_spec();
+    if (strcmp(name, "vit-b16") == 0) return 1;
+    if (strcmp(name, "small") == 0) {
+        spec->width = 192, spec->layers = 4, spec->heads = 3, spec->mlp_width = 768, spec->proj_dim = 128;
+        spec->text_width = 128;
+        return 1;
+    }
+    if (strcmp(name, "tiny") == 0) {
+        spec->width = 64, spec->layers = 2, spec->heads = 1, spec->mlp_width = 256, spec->patch = 8;
+        spec->image_size = 32, spec->proj_dim = 32, spec->text_width = 64;
+        return 1;
+    }
+    return 0;
+}

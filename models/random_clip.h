@@ -23,6 +23,11 @@ typedef struct stacl_random_clip_spec {
  * image 224, proj 512), OpenAI layout, QuickGELU, F32, seed 0, no text tower
  * (text_layers 0; width 512, context 77, vocab 49408 when enabled). */
 stacl_random_clip_spec stacl_random_clip_default_spec(void);
+/* The named shapes of the CLI and the benchmarks: "vit-b16" (the default
+ * spec), "small" (width 192, 4 blocks, 3 heads, MLP 768, proj 128, text
+ * width 128) and "tiny" (width 64, 2 blocks, 1 head, MLP 256, patch 8,
+ * 32x32 images, proj 32, text width 64). Returns 0 for an unknown name. */
+int stacl_random_clip_preset(const char *name, stacl_random_clip_spec *spec);
 
 /* Creates dir if needed and writes dir/model.safetensors (+ dir/config.json
  * for the HF layout). Errors: INVALID_ARG (inconsistent spec, e.g. width not

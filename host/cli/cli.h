@@ -25,6 +25,7 @@ int cmd_make_dataset(int argc, char **argv);
 int cmd_check_dataset(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_train_demo(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 
 /* Option scanning over argv[1..]: "--name value", "--name=value" or a flag. */
 typedef struct cli_args {

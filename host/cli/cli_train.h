@@ -22,6 +22,7 @@ typedef struct train_cfg {
     int workers;
     int save_every;               /* optimizer steps between checkpoints (0: epoch ends only) */
     int val_every;                /* epochs between validations (0: only at the end) */
+    char fixed_point[16];         /* "" (float) or a stacl_adapter_set_fixed_point format */
 } train_cfg;
 
 /* config.json in the run folder. */

@@ -321,7 +321,12 @@ static int open_run(run *r, const char *device, int resume, int *epoch, int *est
         }
     } else {
         st = stacl_adapter_create(&r->ad, r->model, &ac, c->seed);
+        if (st == STACL_OK && *c->fixed_point) st = stacl_adapter_set_fixed_point(r->ad, c->fixed_point);
     }
+    if (st == STACL_OK && resume && !!*c->fixed_point != !!stacl_adapter_fixed_point(r->ad))
+        st = stacl_fail(STACL_ERR_FORMAT, "%s/adapter.safetensors is %s but config.json says %s", c->out,
+                        stacl_adapter_fixed_point(r->ad) ? "fixed point" : "float",
+                        *c->fixed_point ? c->fixed_point : "float");
     if (st == STACL_OK) st = stacl_trainer_create(&r->tr, r->ad, c->micro_batch, c->clip.num_frames, &c->opt);
     if (st == STACL_OK) st = stacl_state_create(&r->val_state, r->model, c->clip.num_frames);
     if (st != STACL_OK) return cli_fail("train", st), 0;
@@ -388,9 +393,13 @@ int cli_train_run(const train_cfg *c, const char *device, int resume, int profil
     }
     stacl_adapter_info in;
     stacl_adapter_get_info(r.ad, &in);
-    fprintf(stderr, "training %d pre-attention + %d pre-MLP adapters (width %d, kernel %dx%dx%d) and a %d-class head; "
+    char fixed[160] = "";
+    if (*c->fixed_point)
+        snprintf(fixed, sizeof fixed, " in fixed point (%s weights, q8.8 activations, %s)", c->fixed_point,
+                 c->opt.fixed_sr_update ? "stochastic-rounding updates, no master copy" : "fp32 master weights");
+    fprintf(stderr, "training %d pre-attention + %d pre-MLP adapters (width %d, kernel %dx%dx%d)%s and a %d-class head; "
             "%d clips/epoch, %d steps of %d clips (micro-batch %d), %d epochs, lr %.3g; device memory %.1f MiB%s\n",
-            in.n_pre_attn, in.n_pre_mlp, in.width, in.kernel[0], in.kernel[1], in.kernel[2], r.classes,
+            in.n_pre_attn, in.n_pre_mlp, in.width, in.kernel[0], in.kernel[1], in.kernel[2], fixed, r.classes,
             stacl_dataset_size(r.train_ds), r.steps_per_epoch, c->batch, c->micro_batch, c->epochs, c->lr,
             (double)stacl_trainer_device_bytes(r.tr) / 1048576.0, c->opt.recompute ? " (recompute)" : "");
     if (resume) fprintf(stderr, "resuming at epoch %d, step %d of the epoch\n", epoch + 1, estep);

@@ -11,7 +11,6 @@
 #include "cli.h"
 #include "random_clip.h"
 
-int cli_preset_spec(const char *name, stacl_random_clip_spec *spec);
 
 static void usage(void) {
     printf("usage: stacl demo [--preset small|vit-b16|tiny] [--frames T] [--runs N] [--device D] [--profile]\n\n"
@@ -57,7 +56,7 @@ int cmd_demo(int argc, char **argv) {
     }
     if (k == -2) return CLI_EXIT_USAGE;
     stacl_random_clip_spec spec;
-    if (!cli_preset_spec(preset, &spec)) return cli_usage_error("demo", "unknown preset '%s'", preset);
+    if (!stacl_random_clip_preset(preset, &spec)) return cli_usage_error("demo", "unknown preset '%s'", preset);
 
     char dir[] = "/tmp/stacl-demo-XXXXXX", file[64];
     stacl_ctx *ctx = NULL;

@@ -24,23 +24,6 @@ static void usage(void) {
            "  --text-width N, --text-layers N   its size (width a multiple of 64; implies --text)\n");
 }
 
-int cli_preset_spec(const char *name, stacl_random_clip_spec *spec) {
-    *spec = stacl_random_clip_default_spec();
-    if (strcmp(name, "vit-b16") == 0) return 1;
-    if (strcmp(name, "small") == 0) {
-        spec->width = 192; spec->layers = 4; spec->heads = 3; spec->mlp_width = 768; spec->proj_dim = 128;
-        spec->text_width = 128;
-        return 1;
-    }
-    if (strcmp(name, "tiny") == 0) {
-        spec->width = 64; spec->layers = 2; spec->heads = 1; spec->mlp_width = 256; spec->patch = 8;
-        spec->image_size = 32; spec->proj_dim = 32;
-        spec->text_width = 64;
-        return 1;
-    }
-    return 0;
-}
-
 int cmd_gen_model(int argc, char **argv) {
     static const cli_opt opts[] = {{"--out", 1}, {"--preset", 1}, {"--layout", 1}, {"--width", 1}, {"--layers", 1},
                                    {"--heads", 1}, {"--mlp-width", 1}, {"--patch", 1}, {"--image-size", 1},
@@ -52,7 +35,7 @@ int cmd_gen_model(int argc, char **argv) {
     stacl_random_clip_spec spec = stacl_random_clip_default_spec();
     /* The preset sets the base; explicit sizes then override it, in any order. */
     for (int i = 1; i + 1 < argc; i++)
-        if (strcmp(argv[i], "--preset") == 0 && !cli_preset_spec(argv[i + 1], &spec))
+        if (strcmp(argv[i], "--preset") == 0 && !stacl_random_clip_preset(argv[i + 1], &spec))
             return cli_usage_error("gen-model", "unknown preset '%s' (vit-b16, small, tiny)", argv[i + 1]);
     int k, seed = 0, text = 0, text_layers = 0;
     while ((k = cli_next(&a, opts, n_opts, &value)) >= 0) {
@@ -60,7 +43,7 @@ int cmd_gen_model(int argc, char **argv) {
         switch (k) {
         case 0: out = value; break;
         case 1:
-            if (!cli_preset_spec(value, &(stacl_random_clip_spec){0}))
+            if (!stacl_random_clip_preset(value, &(stacl_random_clip_spec){0}))
                 return cli_usage_error("gen-model", "unknown preset '%s' (vit-b16, small, tiny)", value);
             break;
         case 2:

@@ -19,6 +19,7 @@ static void usage(void) {
            "                   [--epochs 12] [--warmup-epochs 2] [--lr LR] [--batch 8] [--micro-batch 1]\n"
            "                   [--weight-decay 0.01] [--label-smoothing 0] [--dropout 0.5] [--clip-grad 0]\n"
            "                   [--seed 0] [--workers 2] [--save-every 0] [--val-every 1] [--recompute]\n"
+           "                   [--fixed-point q8.8|q4.12|int8] [--fixed-update master|sr]\n"
            "                   [--device D] [--profile]\n"
            "       stacl train --resume RUN_DIR [--device D] [--profile]\n\n"
            "Trains ST-Adapter adapters and a linear head on a frozen CLIP vision tower. Adapters (fc1 ->\n"
@@ -32,7 +33,13 @@ static void usage(void) {
            "defaults to the reference recipe's 1e-3 per 256 clips scaled to --batch. --batch clips make an\n"
            "optimizer step, run --micro-batch at a time on the device with gradients accumulated;\n"
            "--clip-grad caps the global gradient norm; --recompute keeps only each block's input and\n"
-           "recomputes the rest in the backward pass (less memory, about a third more time).\n\n"
+           "recomputes the rest in the backward pass (less memory, about a third more time).\n"
+           "--fixed-point runs the adapters (fc1, conv, fc2) in integer arithmetic, forward and backward\n"
+           "(docs/fpga.md): qI.F = 16-bit weights with F fractional bits, int8 = 8-bit weights with a\n"
+           "power-of-two scale per output channel; activations q8.8; the backbone and the head stay fp32.\n"
+           "--fixed-update master (default) keeps fp32 master weights and rounds them after each step; sr\n"
+           "applies each update to the fixed-point weights with stochastic rounding (no master copy).\n"
+           "adapter.safetensors then holds integer tensors (loads with --adapter as fixed point).\n\n"
            "RUN_DIR gets: adapter.safetensors (adapters + head, the reference names: loads with\n"
            "--adapter), train_state.safetensors (AdamW moments, step, data position), classes.csv,\n"
            "config.json (this run's settings) and log.jsonl (one JSON object per step and validation).\n"
@@ -100,6 +107,8 @@ int cli_train_write_config(const train_cfg *c, const char *path) {
     cJSON_AddNumberToObject(j, "workers", c->workers);
     cJSON_AddNumberToObject(j, "save_every", c->save_every);
     cJSON_AddNumberToObject(j, "val_every", c->val_every);
+    cJSON_AddStringToObject(j, "fixed_point", c->fixed_point);
+    cJSON_AddStringToObject(j, "fixed_update", c->opt.fixed_sr_update ? "sr" : "master");
     char *text = cJSON_Print(j);
     cJSON_Delete(j);
     if (!text) return fprintf(stderr, "stacl train: error: out of memory\n"), 0;
@@ -196,6 +205,12 @@ int cli_train_read_config(train_cfg *c, const char *path) {
         c->save_every = (int)v[17];
         c->val_every = (int)v[18];
         c->seed = strtoull(seed, NULL, 10);
+        /* Absent in runs from before fixed point: float. */
+        const cJSON *fp = cJSON_GetObjectItemCaseSensitive(j, "fixed_point");
+        const cJSON *fu = cJSON_GetObjectItemCaseSensitive(j, "fixed_update");
+        snprintf(c->fixed_point, sizeof c->fixed_point, "%s", cJSON_IsString(fp) ? fp->valuestring : "");
+        c->opt.fixed_sr_update = cJSON_IsString(fu) && strcmp(fu->valuestring, "sr") == 0;
+        c->opt.fixed_seed = c->seed;
     }
     cJSON_Delete(j);
     return ok;
@@ -213,7 +228,7 @@ int cmd_train(int argc, char **argv) {
         {"--label-smoothing", 1}, {"--dropout", 1},      {"--clip-grad", 1},    {"--seed", 1},
         {"--workers", 1},        {"--threads", 1},       {"--save-every", 1},   {"--val-every", 1},
         {"--recompute", 0},      {"--device", 1},        {"--resume", 1},       {"--help", 0},
-        {"--profile", 0}};
+        {"--profile", 0},        {"--fixed-point", 1},   {"--fixed-update", 1}};
     const int n_opts = (int)(sizeof opts / sizeof opts[0]);
     cli_args a = {argc, argv, 1, "train", 0};
     train_cfg c;
@@ -229,7 +244,7 @@ int cmd_train(int argc, char **argv) {
     c.workers = 2;
     c.val_every = 1;
     const char *device = NULL, *resume = NULL, *value;
-    int sites_given = 0, others = 0, profile = 0, k;
+    int sites_given = 0, others = 0, profile = 0, fixed_update = 0, k;
     double x;
     while ((k = cli_next(&a, opts, n_opts, &value)) >= 0) {
         int ok = 1;
@@ -282,6 +297,18 @@ int cmd_train(int argc, char **argv) {
         case 30: resume = value; break;
         case 31: usage(); return 0;
         case 32: profile = 1; break;
+        case 33: {
+            stacl_status fst = stacl_adapter_fixed_format_check(value);
+            if (fst != STACL_OK) ok = (cli_usage_error("train", "--fixed-point: %s", stacl_last_error()), 0);
+            else snprintf(c.fixed_point, sizeof c.fixed_point, "%s", value);
+            break;
+        }
+        case 34:
+            if (strcmp(value, "master") == 0) c.opt.fixed_sr_update = 0;
+            else if (strcmp(value, "sr") == 0) c.opt.fixed_sr_update = 1;
+            else ok = (cli_usage_error("train", "--fixed-update must be master or sr, got '%s'", value), 0);
+            fixed_update = 1;
+            break;
         }
         if (!ok) return CLI_EXIT_USAGE;
     }
@@ -298,6 +325,10 @@ int cmd_train(int argc, char **argv) {
     }
     if (!*c.model || !*c.train_list || !*c.val_list || !*c.classes || !*c.out)
         return cli_usage_error("train", "--model, --train, --val, --classes and --out are required (see --help)");
+    if (fixed_update && !*c.fixed_point) return cli_usage_error("train", "--fixed-update needs --fixed-point");
+    if (*c.fixed_point && (!c.adapter.layers || (!c.adapter.pre_attn && !c.adapter.pre_mlp)))
+        return cli_usage_error("train", "--fixed-point needs adapters (the head stays float)");
+    c.opt.fixed_seed = c.seed;
     if (c.micro_batch > c.batch) c.micro_batch = c.batch;
     if (c.warmup_epochs >= c.epochs && c.warmup_epochs > 0)
         return cli_usage_error("train", "--warmup-epochs %d must be less than --epochs %d", c.warmup_epochs, c.epochs);

@@ -26,14 +26,30 @@
 
 static void usage(void) {
     printf("usage: stacl train-demo [--seeds 3] [--epochs 10] [--per-class 64] [--val-per-class 32]\n"
-           "                        [--frames 8] [--lr 6e-3] [--dropout 0.5] [--out DIR] [--device D]\n\n"
+           "                        [--frames 8] [--lr 6e-3] [--dropout 0.5] [--out DIR] [--device D]\n"
+           "                        [--fixed-point q4.12,int8,...] [--fixed-update master|sr|both]\n"
+           "                        [--no-baseline]\n\n"
            "Trains ST-Adapter (pre-attention + pre-MLP adapters of width 64 with a 3x3x3 depthwise kernel\n"
            "in all 3 blocks of a random 128-wide ViT; 64x64 frames, patch 16) and a frame-averaging baseline\n"
            "(the same frozen backbone with a linear head) on a generated dataset of time-reversed class\n"
            "pairs (brightening/darkening, fading in/out, growing/shrinking, moving right/left), for each\n"
            "seed, and prints top-1, pair and within-pair accuracy (see docs/training.md). Everything is\n"
-           "written under --out (default: a temporary folder, removed at the end).\n");
+           "written under --out (default: a temporary folder, removed at the end).\n"
+           "--fixed-point also trains the same adapters in fixed point for each listed format (integer\n"
+           "forward and backward, 'stacl train --fixed-point'), with fp32 master weights, stochastic-\n"
+           "rounding updates, or both (--fixed-update), from the same initial weights and data order, and\n"
+           "reports each next to the fp32 run.\n");
 }
+
+#define MAX_VARIANTS 16
+
+/* One trained model of a seed: its name in the table and the arguments
+ * that make it (besides the shared ones). */
+typedef struct variant {
+    char name[40];
+    const char *args[8];
+    int n_args;
+} variant;
 
 typedef struct scores {
     double top1, pair, within;
@@ -108,11 +124,13 @@ static int run_command(int (*cmd)(int, char **), const char **args, int n) {
 int cmd_train_demo(int argc, char **argv) {
     static const cli_opt opts[] = {{"--seeds", 1}, {"--epochs", 1}, {"--per-class", 1}, {"--val-per-class", 1},
                                    {"--frames", 1}, {"--out", 1},   {"--device", 1},    {"--help", 0},
-                                   {"--lr", 1},     {"--dropout", 1}};
+                                   {"--lr", 1},     {"--dropout", 1},  {"--fixed-point", 1}, {"--fixed-update", 1},
+                                   {"--no-baseline", 0}};
     cli_args a = {argc, argv, 1, "train-demo", 0};
     const char *out = NULL, *device = NULL, *lr = "6e-3", *dropout = "0.5", *value;
-    int seeds = 3, epochs = 10, per_class = 64, val_per_class = 32, frames = 8, k;
-    while ((k = cli_next(&a, opts, 10, &value)) >= 0) {
+    const char *fixed = NULL, *update = "master";
+    int seeds = 3, epochs = 10, per_class = 64, val_per_class = 32, frames = 8, baseline = 1, k;
+    while ((k = cli_next(&a, opts, 13, &value)) >= 0) {
         int ok = 1;
         switch (k) {
         case 0: ok = cli_int("train-demo", "--seeds", value, 1, 100, &seeds); break;
@@ -125,10 +143,45 @@ int cmd_train_demo(int argc, char **argv) {
         case 7: usage(); return 0;
         case 8: lr = value; break;      /* checked by stacl train */
         case 9: dropout = value; break; /* likewise */
+        case 10: fixed = value; break;
+        case 11:
+            update = value;
+            if (strcmp(value, "master") && strcmp(value, "sr") && strcmp(value, "both"))
+                ok = (cli_usage_error("train-demo", "--fixed-update must be master, sr or both"), 0);
+            break;
+        case 12: baseline = 0; break;
         }
         if (!ok) return CLI_EXIT_USAGE;
     }
     if (k == -2) return CLI_EXIT_USAGE;
+    /* The models of each seed: fp32 ST-Adapter, its fixed-point variants,
+     * the baseline. */
+    static const char *const st_args[] = {"--adapter-width", "64", "--adapter-layers", "3", "--pre-attn", "--pre-mlp",
+                                          "--kernel", "3,3,3"};
+    variant vars[MAX_VARIANTS];
+    static char formats[MAX_VARIANTS][16];
+    int nv = 0;
+    vars[nv++] = (variant){"ST-Adapter", {NULL}, 0};
+    for (const char *f = fixed; f && *f;) {
+        const size_t len = strcspn(f, ",");
+        if (len == 0 || len >= sizeof formats[0] || nv + 3 > MAX_VARIANTS)
+            return cli_usage_error("train-demo", "--fixed-point wants a short comma-separated list of formats");
+        char *fmt = formats[nv];
+        memcpy(fmt, f, len);
+        fmt[len] = '\0';
+        if (stacl_adapter_fixed_format_check(fmt) != STACL_OK)
+            return cli_usage_error("train-demo", "--fixed-point: %s", stacl_last_error());
+        for (int u = 0; u < 2; u++) {
+            const char *mode = u ? "sr" : "master";
+            if (strcmp(update, "both") && strcmp(update, mode)) continue;
+            variant *v = &vars[nv++];
+            snprintf(v->name, sizeof v->name, "%s %s", fmt, mode);
+            v->args[0] = "--fixed-point", v->args[1] = fmt, v->args[2] = "--fixed-update", v->args[3] = mode;
+            v->n_args = 4;
+        }
+        f += len + (f[len] == ',');
+    }
+    if (baseline) vars[nv++] = (variant){"baseline", {"--preset", "head"}, 2};
     char root[PATH_MAX];
     int temporary = !out;
     if (temporary) {
@@ -145,7 +198,7 @@ int cmd_train_demo(int argc, char **argv) {
             return CLI_EXIT_FAILURE;
         }
     }
-    scores res[100][2];
+    static scores res[100][MAX_VARIANTS];
     int rc = 0;
     const double t0 = cli_now_ms();
     char s_frames[16], s_epochs[16], s_pc[16], s_vpc[16], s_seed[16];
@@ -154,13 +207,11 @@ int cmd_train_demo(int argc, char **argv) {
     snprintf(s_pc, sizeof s_pc, "%d", per_class);
     snprintf(s_vpc, sizeof s_vpc, "%d", val_per_class);
     for (int s = 0; s < seeds && rc == 0; s++) {
-        char dir[PATH_MAX + 32], model[PATH_MAX + 48], data[PATH_MAX + 48], run[2][PATH_MAX + 48];
+        char dir[PATH_MAX + 32], model[PATH_MAX + 48], data[PATH_MAX + 48], run[PATH_MAX + 96];
         char train_list[PATH_MAX + 64], val_list[PATH_MAX + 64], classes[PATH_MAX + 64];
         snprintf(dir, sizeof dir, "%s/seed%d", root, s);
         snprintf(model, sizeof model, "%s/model", dir);
         snprintf(data, sizeof data, "%s/data", dir);
-        snprintf(run[0], sizeof run[0], "%s/st-adapter", dir);
-        snprintf(run[1], sizeof run[1], "%s/baseline", dir);
         snprintf(train_list, sizeof train_list, "%s/train.csv", data);
         snprintf(val_list, sizeof val_list, "%s/val.csv", data);
         snprintf(classes, sizeof classes, "%s/classes.csv", data);
@@ -184,45 +235,48 @@ int cmd_train_demo(int argc, char **argv) {
         const char *mk[] = {"make-dataset", "--out", data, "--set", "simple", "--per-class", s_pc,
                             "--val-per-class", s_vpc, "--frames", s_frames, "--size", "64", "--seed", s_seed};
         if ((rc = run_command(cmd_make_dataset, mk, 15)) != 0) break;
-        for (int m = 0; m < 2 && rc == 0; m++) {
+        for (int m = 0; m < nv && rc == 0; m++) {
+            snprintf(run, sizeof run, "%s/run%d", dir, m);
             const char *tr[48] = {"train", "--model", model, "--train", train_list, "--val", val_list, "--classes",
-                                  classes, "--out", run[m], "--num-frames", s_frames, "--epochs", s_epochs,
+                                  classes, "--out", run, "--num-frames", s_frames, "--epochs", s_epochs,
                                   "--warmup-epochs", epochs > 1 ? "1" : "0", "--lr", lr, "--dropout", dropout, "--batch", "16", "--micro-batch", "16",
                                   "--seed", s_seed, "--val-every", "0"};
             int n = 0;
             while (tr[n]) n++;
-            if (m == 0) {
-                const char *extra[] = {"--adapter-width", "64", "--adapter-layers", "3", "--pre-attn", "--pre-mlp",
-                                       "--kernel", "3,3,3"};
-                for (int i = 0; i < 8; i++) tr[n++] = extra[i];
-            } else {
-                tr[n++] = "--preset";
-                tr[n++] = "head";
-            }
+            const int is_baseline = baseline && m == nv - 1;
+            if (!is_baseline)
+                for (int i = 0; i < 8; i++) tr[n++] = st_args[i];
+            for (int i = 0; i < vars[m].n_args; i++) tr[n++] = vars[m].args[i];
             if (device) tr[n++] = "--device", tr[n++] = device;
-            fprintf(stderr, "-- %s --\n", m ? "baseline: frozen backbone, linear head on frame-averaged class tokens"
-                                            : "ST-Adapter");
+            fprintf(stderr, "-- %s --\n", is_baseline ? "baseline: frozen backbone, linear head on frame-averaged "
+                                                       "class tokens" : vars[m].name);
             if ((rc = run_command(cmd_train, tr, n)) != 0) break;
-            if (!evaluate(model, run[m], data, frames, device, &res[s][m])) rc = CLI_EXIT_FAILURE;
+            if (!evaluate(model, run, data, frames, device, &res[s][m])) rc = CLI_EXIT_FAILURE;
         }
     }
     if (rc == 0) {
         printf("\nTemporal pairs (%d classes in %d time-reversed pairs; %d validation clips per seed), %.0f s:\n",
                8, 4, res[0][0].n, (cli_now_ms() - t0) / 1000.0);
-        printf("  %-6s %-12s %8s %10s %12s\n", "seed", "model", "top-1", "pair acc", "within-pair");
-        double mean[2][3] = {{0}};
+        printf("  %-6s %-18s %8s %10s %12s\n", "seed", "model", "top-1", "pair acc", "within-pair");
+        double mean[MAX_VARIANTS][3] = {{0}};
         for (int s = 0; s < seeds; s++)
-            for (int m = 0; m < 2; m++) {
+            for (int m = 0; m < nv; m++) {
                 const scores *r = &res[s][m];
-                printf("  %-6d %-12s %7.1f%% %9.1f%% %11.1f%%\n", s, m ? "baseline" : "ST-Adapter", 100 * r->top1,
-                       100 * r->pair, 100 * r->within);
+                printf("  %-6d %-18s %7.1f%% %9.1f%% %11.1f%%\n", s, vars[m].name, 100 * r->top1, 100 * r->pair,
+                       100 * r->within);
                 mean[m][0] += r->top1 / seeds, mean[m][1] += r->pair / seeds, mean[m][2] += r->within / seeds;
             }
-        for (int m = 0; m < 2; m++)
-            printf("  %-6s %-12s %7.1f%% %9.1f%% %11.1f%%\n", "mean", m ? "baseline" : "ST-Adapter", 100 * mean[m][0],
+        for (int m = 0; m < nv; m++)
+            printf("  %-6s %-18s %7.1f%% %9.1f%% %11.1f%%\n", "mean", vars[m].name, 100 * mean[m][0],
                    100 * mean[m][1], 100 * mean[m][2]);
-        printf("within-pair accuracy: ST-Adapter %.1f%% (target >= 80%%), frame-averaging baseline %.1f%% "
-               "(expected 50 +- 10%%: it cannot see order)\n", 100 * mean[0][2], 100 * mean[1][2]);
+        printf("within-pair accuracy: ST-Adapter %.1f%% (target >= 80%%)", 100 * mean[0][2]);
+        if (baseline)
+            printf(", frame-averaging baseline %.1f%% (expected 50 +- 10%%: it cannot see order)",
+                   100 * mean[nv - 1][2]);
+        printf("\n");
+        for (int m = 1; m < nv - baseline; m++)
+            printf("fixed point %s: top-1 %+.1f points vs fp32 (target within 2), within-pair %+.1f points\n",
+                   vars[m].name, 100 * (mean[m][0] - mean[0][0]), 100 * (mean[m][2] - mean[0][2]));
     }
     if (temporary && nftw(root, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
         fprintf(stderr, "stacl train-demo: warning: could not remove '%s'\n", root);

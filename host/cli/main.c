@@ -26,6 +26,7 @@ static const command commands[] = {
     {"classify", cmd_classify, "classify videos with a trained ST-Adapter checkpoint (top classes with probabilities)"},
     {"make-dataset", cmd_make_dataset, "write a synthetic temporal-action video dataset (train/val lists)"},
     {"train", cmd_train, "train ST-Adapter adapters and a classifier head on a frozen CLIP (AdamW, checkpoints, resume)"},
+    {"export", cmd_export, "convert a float adapter checkpoint to fixed point (integer safetensors)"},
     {"train-demo", cmd_train_demo, "the training demo: ST-Adapter vs a frame-averaging baseline on time-reversed pairs"},
     {"check-dataset", cmd_check_dataset, "decode a dataset list as evaluation would; report what would be skipped"},
     {"demo", cmd_demo, "forward pass of an embedded default model on a synthetic clip, with timing"},

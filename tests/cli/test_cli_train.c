@@ -172,6 +172,77 @@ static void test_interrupt_and_resume(void **s) {
     free(b);
 }
 
+/* Fixed point: interrupted + resumed = uninterrupted with the fp32 master
+ * in the state (master) and without it (sr); the checkpoint is integer and
+ * runs `stacl forward`; `stacl export` converts a float checkpoint. */
+static void test_fixed_point(void **s) {
+    (void)s;
+    const char *modes[] = {"master", "sr"};
+    for (int m = 0; m < 2; m++) {
+        char full[600], part[600], name[32];
+        snprintf(name, sizeof name, "fx_full_%d", m);
+        TU_PATH(full, name);
+        snprintf(name, sizeof name, "fx_part_%d", m);
+        TU_PATH(part, name);
+        const char *a_full[] = {TRAIN_ARGS(full), "--fixed-point", m ? "int8" : "q4.12", "--fixed-update", modes[m],
+                                NULL};
+        char *out = NULL, *err = NULL;
+        assert_int_equal(run_v(&out, &err, a_full), 0);
+        assert_non_null(strstr(err, "fixed point"));
+        free(out), free(err);
+        const char *a_part[] = {TRAIN_ARGS(part), "--fixed-point", m ? "int8" : "q4.12", "--fixed-update", modes[m],
+                                NULL};
+        assert_int_equal(run_interrupted(a_part, part, 3), 130);
+        const char *res[] = {"train", "--resume", part, NULL};
+        assert_int_equal(run_v(NULL, NULL, res), 0);
+        size_t na = 0, nb = 0;
+        char *a = read_all(full, "adapter.safetensors", &na), *b = read_all(part, "adapter.safetensors", &nb);
+        assert_true(a && b);
+        assert_int_equal(na, nb);
+        assert_memory_equal(a, b, na);
+        assert_non_null(strstr(a + 8, m ? "\"I8\"" : "\"I16\"")); /* integer tensors in the JSON header */
+        free(a);
+        free(b);
+    }
+    /* Export a float run's checkpoint, then run it. */
+    char src[700], dst[700], x[700], y[700], clip[700], *out = NULL, *err = NULL;
+    TU_PATH(src, "full/adapter.safetensors");
+    TU_PATH(dst, "exported.safetensors");
+    const char *ex[] = {"export", "--fixed-point", "int8", "--model", model, "--adapter", src, "--out", dst, NULL};
+    assert_int_equal(run_v(&out, &err, ex), 0);
+    assert_non_null(strstr(err, "int8"));
+    free(out), free(err);
+    snprintf(clip, sizeof clip, "%s/videos/val_00_0000.mp4", data);
+    TU_PATH(x, "xf.npy");
+    TU_PATH(y, "yf.npy");
+    const char *fr[] = {"frames", clip, "--out", x, "--num-frames", "4", "--size", "32", "--quiet", NULL};
+    assert_int_equal(run_v(NULL, NULL, fr), 0);
+    const char *fw[] = {"forward", "--model", model, "--adapter", dst, "--input", x, "--out", y, NULL};
+    assert_int_equal(run_v(NULL, NULL, fw), 0);
+    stacl_npy logits = {0};
+    assert_int_equal(stacl_npy_read_f32(y, &logits), 0);
+    assert_int_equal(logits.numel, 8);
+    stacl_npy_release(&logits);
+    /* Exporting twice is refused; bad formats and flags are usage errors. */
+    const char *again[] = {"export", "--fixed-point", "q8.8", "--model", model, "--adapter", dst, "--out", y, NULL};
+    assert_int_equal(run_v(&out, &err, again), 1);
+    assert_non_null(strstr(err, "already"));
+    free(out), free(err);
+    const char *bad[] = {"export", "--fixed-point", "q3.3", "--model", model, "--adapter", src, "--out", y, NULL};
+    assert_int_equal(run_v(&out, &err, bad), 2);
+    free(out), free(err);
+    char d2[600];
+    TU_PATH(d2, "fx_bad");
+    const char *upd[] = {TRAIN_ARGS(d2), "--fixed-update", "sr", NULL};
+    assert_int_equal(run_v(&out, &err, upd), 2);
+    assert_non_null(strstr(err, "--fixed-point"));
+    free(out), free(err);
+    const char *help[] = {"export", "--help", NULL};
+    assert_int_equal(run_v(&out, &err, help), 0);
+    assert_non_null(strstr(out, "--fixed-point"));
+    free(out), free(err);
+}
+
 static void test_errors(void **s) {
     (void)s;
     char *out = NULL, *err = NULL;
@@ -196,6 +267,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_full_run),
         cmocka_unit_test(test_interrupt_and_resume),
+        cmocka_unit_test(test_fixed_point),
         cmocka_unit_test(test_errors),
     };
     return cmocka_run_group_tests(tests, setup, tu_group_teardown);
