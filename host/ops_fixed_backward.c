@@ -11,6 +11,8 @@
  * work-item of fx_grad_exponent. */
 #define FXB_ROWS 4
 #define FXB_EXP_CHUNK 64
+/* Outputs per work-item of the fc weight-gradient kernels (FXB_COLS). */
+#define FXB_COLS 8
 
 static size_t row_blocks(size_t frames, size_t patches) { return (frames * patches + FXB_ROWS - 1) / FXB_ROWS; }
 
@@ -111,14 +113,16 @@ cleanup:
 }
 
 stacl_status stacl_op_fx_narrow_sr(stacl_ctx *ctx, size_t n, unsigned shift, const stacl_fx_sr *sr, cl_mem acc,
-                                   size_t acc_off, cl_mem dst, size_t dst_off) {
+                                   size_t acc_off, cl_mem dst, size_t dst_off, cl_mem act, size_t act_off) {
     stacl_status st = STACL_OK;
     if (shift > 62) return stacl_fail(STACL_ERR_INVALID_ARG, "fx_narrow_sr: shift %u (0..62)", shift);
     TRY(check_u32("fx_narrow_sr", acc_off + n));
     TRY(check_u32("fx_narrow_sr", dst_off + n));
+    if (act) TRY(check_u32("fx_narrow_sr", act_off + n));
     arg_list a = args_for(ctx, K_FX_NARROW_SR);
     arg_mem(&a, acc); arg_u32(&a, acc_off); arg_mem(&a, dst); arg_u32(&a, dst_off); arg_u32(&a, n);
     arg_u32(&a, shift); arg_u64(&a, sr->seed); arg_u64(&a, sr->step); arg_u32(&a, sr->tensor);
+    arg_mem(&a, act ? act : dst); arg_u32(&a, act ? act_off : 0); arg_u32(&a, act != NULL);
     st = launch(ctx, "fx_narrow_sr", &a, n, 0);
 cleanup:
     return st;
@@ -144,16 +148,18 @@ cleanup:
 
 stacl_status stacl_op_adapter_fc1_backward_input_q(stacl_ctx *ctx, size_t frames, size_t patches, size_t width,
                                                    size_t aw, int scale, cl_mem gh, size_t gh_off, cl_mem w,
-                                                   size_t w_off, cl_mem g, size_t g_off) {
+                                                   size_t w_off, cl_mem xq, size_t xq_off, cl_mem g, size_t g_off) {
     stacl_status st = STACL_OK;
     float inv = 0.0f;
     TRY(pow2f("adapter_fc1_backward_input_q", -scale, &inv));
     TRY(check_u32("adapter_fc1_backward_input_q", gh_off + frames * patches * aw));
     TRY(check_u32("adapter_fc1_backward_input_q", w_off + width * aw));
     TRY(check_u32("adapter_fc1_backward_input_q", g_off + frames * (patches + 1) * width));
+    TRY(check_u32("adapter_fc1_backward_input_q", xq_off + frames * (patches + 1) * width));
     arg_list a = args_for(ctx, K_ADAPTER_FC1_BACKWARD_INPUT_Q);
-    arg_mem(&a, gh); arg_u32(&a, gh_off); arg_mem(&a, w); arg_u32(&a, w_off); arg_mem(&a, g); arg_u32(&a, g_off);
-    arg_u32(&a, frames); arg_u32(&a, patches); arg_u32(&a, width); arg_u32(&a, aw); arg_f32(&a, inv);
+    arg_mem(&a, gh); arg_u32(&a, gh_off); arg_mem(&a, w); arg_u32(&a, w_off); arg_mem(&a, xq); arg_u32(&a, xq_off);
+    arg_mem(&a, g); arg_u32(&a, g_off); arg_u32(&a, frames); arg_u32(&a, patches); arg_u32(&a, width);
+    arg_u32(&a, aw); arg_f32(&a, inv);
     st = launch(ctx, "adapter_fc1_backward_input_q", &a, row_blocks(frames, patches) * width, 0);
 cleanup:
     return st;
@@ -171,7 +177,7 @@ stacl_status stacl_op_adapter_fc2_backward_params_q(stacl_ctx *ctx, size_t frame
     arg_mem(&a, y); arg_u32(&a, y_off); arg_mem(&a, gu); arg_u32(&a, gu_off); arg_mem(&a, dw); arg_u32(&a, dw_off);
     arg_mem(&a, db); arg_u32(&a, db_off); arg_u32(&a, frames); arg_u32(&a, patches); arg_u32(&a, width);
     arg_u32(&a, aw);
-    st = launch(ctx, "adapter_fc2_backward_params_q", &a, aw * width + width, 0);
+    st = launch(ctx, "adapter_fc2_backward_params_q", &a, (aw + 1) * ((width + FXB_COLS - 1) / FXB_COLS), 0);
 cleanup:
     return st;
 }
@@ -207,7 +213,7 @@ stacl_status stacl_op_adapter_fc1_backward_params_q(stacl_ctx *ctx, size_t frame
     arg_mem(&a, xq); arg_u32(&a, xq_off); arg_mem(&a, gh); arg_u32(&a, gh_off); arg_mem(&a, dw); arg_u32(&a, dw_off);
     arg_mem(&a, db); arg_u32(&a, db_off); arg_u32(&a, frames); arg_u32(&a, patches); arg_u32(&a, width);
     arg_u32(&a, aw);
-    st = launch(ctx, "adapter_fc1_backward_params_q", &a, width * aw + aw, 0);
+    st = launch(ctx, "adapter_fc1_backward_params_q", &a, (width + 1) * ((aw + FXB_COLS - 1) / FXB_COLS), 0);
 cleanup:
     return st;
 }

@@ -15,7 +15,8 @@
  * - fx_quantize_grad_sr: gu [F, P, W] = g * 2^frac stochastically rounded.
  * - *_backward_input_q: exact int64 sums into acc with the max bit length
  *   in the slot (fc1's goes straight into the float g: += sum * 2^-scale).
- * - fx_narrow_sr: int16 = acc / 2^shift stochastically rounded, saturated.
+ * - fx_narrow_sr: int16 = acc / 2^shift stochastically rounded, saturated;
+ *   0 where the forward value saturated.
  * - *_backward_params_q: int64 weight and bias gradients (overwritten).
  * - fx_accumulate_grad: grad (float) += acc * 2^-scale. */
 #ifndef STACL_OPS_FIXED_BACKWARD_H
@@ -43,15 +44,18 @@ stacl_status stacl_op_fx_quantize_grad_sr(stacl_ctx *ctx, size_t frames, size_t 
 stacl_status stacl_op_adapter_fc2_backward_input_q(stacl_ctx *ctx, size_t frames, size_t patches, size_t width,
                                                    size_t aw, cl_mem gu, size_t gu_off, cl_mem w, size_t w_off,
                                                    cl_mem acc, size_t acc_off, cl_mem slots, size_t slot);
+/* act (may be NULL): the forward int16 values of the same tensor; where one
+ * saturated, dst is 0 (the clamp passes no gradient). */
 stacl_status stacl_op_fx_narrow_sr(stacl_ctx *ctx, size_t n, unsigned shift, const stacl_fx_sr *sr, cl_mem acc,
-                                   size_t acc_off, cl_mem dst, size_t dst_off);
+                                   size_t acc_off, cl_mem dst, size_t dst_off, cl_mem act, size_t act_off);
 stacl_status stacl_op_adapter_dwconv3d_backward_input_q(stacl_ctx *ctx, size_t clips, size_t T, size_t grid,
                                                         size_t aw, size_t kt, size_t kh, size_t kw, cl_mem gy,
                                                         size_t gy_off, cl_mem w, size_t w_off, cl_mem acc,
                                                         size_t acc_off, cl_mem slots, size_t slot);
+/* xq: the quantized input [F, 1 + P, W]; saturated elements get nothing. */
 stacl_status stacl_op_adapter_fc1_backward_input_q(stacl_ctx *ctx, size_t frames, size_t patches, size_t width,
                                                    size_t aw, int scale, cl_mem gh, size_t gh_off, cl_mem w,
-                                                   size_t w_off, cl_mem g, size_t g_off);
+                                                   size_t w_off, cl_mem xq, size_t xq_off, cl_mem g, size_t g_off);
 stacl_status stacl_op_adapter_fc2_backward_params_q(stacl_ctx *ctx, size_t frames, size_t patches, size_t width,
                                                     size_t aw, cl_mem y, size_t y_off, cl_mem gu, size_t gu_off,
                                                     cl_mem dw, size_t dw_off, cl_mem db, size_t db_off);

@@ -90,7 +90,7 @@ stacl_status stacl_trainer_fx_site_backward(stacl_trainer *t, const adapter_site
     TRY(read_slot(ctx, slots, 1, &b));
     const int s_gy = b > FX_GRAD_BITS ? b - FX_GRAD_BITS : 0, frac_gy = frac_gu + fmt.frac_w2 - s_gy;
     sr.tensor = tensor_base + 1;
-    TRY(stacl_op_fx_narrow_sr(ctx, F * P * A, (unsigned)s_gy, &sr, ws, big / 2, ws, 2 * gy));
+    TRY(stacl_op_fx_narrow_sr(ctx, F * P * A, (unsigned)s_gy, &sr, ws, big / 2, ws, 2 * gy, ws, 2 * y));
 
     /* 5-6: the depthwise conv. */
     TRY(stacl_op_adapter_dwconv3d_backward_input_q(ctx, clips, T, grid, A, kt, kh, kw, ws, 2 * gy, fx->dqw, s->conv_w,
@@ -102,7 +102,7 @@ stacl_status stacl_trainer_fx_site_backward(stacl_trainer *t, const adapter_site
     TRY(read_slot(ctx, slots, 2, &b));
     const int s_gh = b > FX_GRAD_BITS ? b - FX_GRAD_BITS : 0, frac_gh = frac_gy + fmt.frac_wc - s_gh;
     sr.tensor = tensor_base + 2;
-    TRY(stacl_op_fx_narrow_sr(ctx, F * P * A, (unsigned)s_gh, &sr, ws, big / 2, ws, 2 * gh));
+    TRY(stacl_op_fx_narrow_sr(ctx, F * P * A, (unsigned)s_gh, &sr, ws, big / 2, ws, 2 * gh, ws, 2 * h));
 
     /* 7-8: fc1 (its input re-quantized from the kept float input). */
     TRY(stacl_op_fx_quantize_rows(ctx, F, P, W, fmt.frac_x, ws, x_in, ws, 2 * xq));
@@ -110,7 +110,7 @@ stacl_status stacl_trainer_fx_site_backward(stacl_trainer *t, const adapter_site
     TRY(stacl_op_fx_accumulate_grad(ctx, W * A, fmt.frac_x + frac_gh, acc, 0, gr, s->fc1_w));
     TRY(stacl_op_fx_accumulate_grad(ctx, A, frac_gh, acc, W * A, gr, s->fc1_b));
     TRY(stacl_op_adapter_fc1_backward_input_q(ctx, F, P, W, A, frac_gh + fmt.frac_w1, ws, 2 * gh, fx->dqw, s->fc1_w,
-                                              ws, t->g));
+                                              ws, 2 * xq, ws, t->g));
 cleanup:
     return st;
 }

@@ -160,11 +160,20 @@ __kernel void adapter_fc2_backward_input_q(__global const short *gu, uint gu_off
     atomic_max(&slots[slot], bits);
 }
 
-/* dst[i] = sat16(sr(acc[i], shift)) with the draw of element i. */
+/* dst[i] = sat16(sr(acc[i], shift)) with the draw of element i, or 0 where
+ * the forward value act[i] saturated (act != 0: the derivative of the
+ * saturation is zero there). */
+bool fxb_saturated(short v) { return v == (short)32767 || v == (short)-32768; }
+
 __kernel void fx_narrow_sr(__global const long *acc, uint acc_off, __global short *dst, uint dst_off, uint n,
-                           uint shift, ulong seed, ulong step, uint tensor) {
+                           uint shift, ulong seed, ulong step, uint tensor, __global const short *act,
+                           uint act_off, uint use_act) {
     const size_t i = get_global_id(0);
     if (i >= n) return;
+    if (use_act && fxb_saturated(act[act_off + i])) {
+        dst[dst_off + i] = 0;
+        return;
+    }
     dst[dst_off + i] = fxq_sat16(fxb_sr(acc[acc_off + i], shift, fxb_rand64(seed, step, tensor, (uint)i)));
 }
 
@@ -202,10 +211,11 @@ __kernel void adapter_dwconv3d_backward_input_q(__global const short *gy, uint g
     atomic_max(&slots[slot], fxb_bitlen(s));
 }
 
-/* g[f, 1 + p, c] += (float)(sum_a gh[f, p, a] w1t[c, a]) * inv_scale. */
+/* g[f, 1 + p, c] += (float)(sum_a gh[f, p, a] w1t[c, a]) * inv_scale, except
+ * where the quantized input xq saturated (no gradient through the clamp). */
 __kernel void adapter_fc1_backward_input_q(__global const short *gh, uint gh_off, __global const short *w, uint w_off,
-                                           __global float *g, uint g_off, uint frames, uint patches, uint width,
-                                           uint aw, float inv_scale) {
+                                           __global const short *xq, uint xq_off, __global float *g, uint g_off,
+                                           uint frames, uint patches, uint width, uint aw, float inv_scale) {
     const size_t i = get_global_id(0);
     const size_t rows = (size_t)frames * patches, blocks = (rows + FXB_ROWS - 1) / FXB_ROWS;
     if (i >= blocks * width) return;
@@ -225,27 +235,33 @@ __kernel void adapter_fc1_backward_input_q(__global const short *gh, uint gh_off
     for (int k = 0; k < FXB_ROWS; k++) {
         const size_t r = r0 + k;
         if (r < rows) {
-            const size_t at = g_off + fxb_row(r, patches, width) + c;
-            g[at] = g[at] + convert_float_rte(s[k]) * inv_scale;
+            const size_t row = fxb_row(r, patches, width) + c;
+            if (!fxb_saturated(xq[xq_off + row])) g[g_off + row] = g[g_off + row] + convert_float_rte(s[k]) * inv_scale;
         }
     }
 }
 
-/* dw[a, c] = sum over rows of y[r, a] gu[r, c]; db[c] = sum gu[r, c]. */
+/* dw[a, c] = sum over rows of y[r, a] gu[r, c]; db[c] = sum gu[r, c].
+ * A work-item sums FXB_COLS neighbouring c of one a (contiguous gu loads);
+ * the last ceil(W / FXB_COLS) work-items do db. */
+#define FXB_COLS 8
 __kernel void adapter_fc2_backward_params_q(__global const short *y, uint y_off, __global const short *gu,
                                             uint gu_off, __global long *dw, uint dw_off, __global long *db,
                                             uint db_off, uint frames, uint patches, uint width, uint aw) {
     const size_t i = get_global_id(0), rows = (size_t)frames * patches;
-    if (i >= (size_t)aw * width + width) return;
-    long s = 0;
-    if (i < (size_t)aw * width) {
-        const uint a = i / width, c = i % width;
-        for (size_t r = 0; r < rows; r++) s += (long)((int)y[y_off + r * aw + a] * (int)gu[gu_off + r * width + c]);
-        dw[dw_off + i] = s;
-    } else {
-        const uint c = i - (size_t)aw * width;
-        for (size_t r = 0; r < rows; r++) s += gu[gu_off + r * width + c];
-        db[db_off + c] = s;
+    const size_t cb = (width + FXB_COLS - 1) / FXB_COLS;
+    if (i >= ((size_t)aw + 1) * cb) return;
+    const uint a = i / cb, c0 = (i % cb) * FXB_COLS, n = min((uint)FXB_COLS, width - c0);
+    long s[FXB_COLS];
+    for (int k = 0; k < FXB_COLS; k++) s[k] = 0;
+    for (size_t r = 0; r < rows; r++) {
+        const int yv = a < aw ? (int)y[y_off + r * aw + a] : 1; /* a == aw: the bias row */
+        __global const short *gr = gu + gu_off + r * width + c0;
+        for (uint k = 0; k < n; k++) s[k] += (long)(yv * (int)gr[k]);
+    }
+    for (uint k = 0; k < n; k++) {
+        if (a < aw) dw[dw_off + (size_t)a * width + c0 + k] = s[k];
+        else db[db_off + c0 + k] = s[k];
     }
 }
 
@@ -287,22 +303,27 @@ __kernel void adapter_dwconv3d_backward_params_q(__global const short *h, uint h
 }
 
 /* dw[c, a] = sum over patch rows of xq[f, 1 + p, c] gh[f, p, a];
- * db[a] = sum gh[f, p, a]. */
+ * db[a] = sum gh[f, p, a]. A work-item sums FXB_COLS neighbouring a of one
+ * c (contiguous gh loads); c == width: the bias. */
 __kernel void adapter_fc1_backward_params_q(__global const short *xq, uint xq_off, __global const short *gh,
                                             uint gh_off, __global long *dw, uint dw_off, __global long *db,
                                             uint db_off, uint frames, uint patches, uint width, uint aw) {
-    const size_t i = get_global_id(0), rows = (size_t)frames * patches;
-    if (i >= (size_t)width * aw + aw) return;
-    long s = 0;
-    if (i < (size_t)width * aw) {
-        const uint c = i / aw, a = i % aw;
-        for (size_t r = 0; r < rows; r++)
-            s += (long)((int)xq[xq_off + fxb_row(r, patches, width) + c] * (int)gh[gh_off + r * aw + a]);
-        dw[dw_off + i] = s;
-    } else {
-        const uint a = i - (size_t)width * aw;
-        for (size_t r = 0; r < rows; r++) s += gh[gh_off + r * aw + a];
-        db[db_off + a] = s;
+    const size_t i = get_global_id(0);
+    const size_t ab = (aw + FXB_COLS - 1) / FXB_COLS;
+    if (i >= ((size_t)width + 1) * ab) return;
+    const uint c = i / ab, a0 = (i % ab) * FXB_COLS, n = min((uint)FXB_COLS, aw - a0);
+    long s[FXB_COLS];
+    for (int k = 0; k < FXB_COLS; k++) s[k] = 0;
+    size_t r = 0;
+    for (uint f = 0; f < frames; f++)
+        for (uint p = 0; p < patches; p++, r++) {
+            const int xv = c < width ? (int)xq[xq_off + ((size_t)f * (patches + 1) + 1 + p) * width + c] : 1;
+            __global const short *hr = gh + gh_off + r * aw + a0;
+            for (uint k = 0; k < n; k++) s[k] += (long)(xv * (int)hr[k]);
+        }
+    for (uint k = 0; k < n; k++) {
+        if (c < width) dw[dw_off + (size_t)c * aw + a0 + k] = s[k];
+        else db[db_off + a0 + k] = s[k];
     }
 }
 
