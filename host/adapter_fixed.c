@@ -13,21 +13,32 @@
 #include "ops_fixed_backward.h"
 #include "safetensors.h"
 
-stacl_status stacl_fx_parse(const char *name, stacl_fx_kind *kind, int *frac_w) {
+/* "qI.F" with I + F = 16 and I >= 1 (F fractional bits), ending at end. */
+static int parse_q16(const char *p, const char *end, int *frac) {
     int ib = -1, fb = -1, used = 0;
-    if (name && strcmp(name, "int8") == 0) {
+    if (sscanf(p, "q%d.%d%n", &ib, &fb, &used) != 2 || p + used != end) return 0;
+    if (ib < 1 || fb < 0 || fb > STACL_FX_MAX_FRAC || ib + fb != 16) return 0;
+    *frac = fb;
+    return 1;
+}
+
+stacl_status stacl_fx_parse(const char *name, stacl_fx_kind *kind, int *frac_w, int *frac_act) {
+    const char *slash = name ? strchr(name, '/') : NULL, *wend = slash ? slash : name ? name + strlen(name) : NULL;
+    *frac_act = STACL_FX_ACT_FRAC;
+    int ok = name != NULL;
+    if (ok && (size_t)(wend - name) == 4 && strncmp(name, "int8", 4) == 0) {
         *kind = STACL_FX_INT8;
         *frac_w = 0;
-        return STACL_OK;
-    }
-    if (name && sscanf(name, "q%d.%d%n", &ib, &fb, &used) == 2 && name[used] == '\0' && ib >= 1 && fb >= 0 &&
-        fb <= STACL_FX_MAX_FRAC && ib + fb == 16) {
+    } else if (ok && parse_q16(name, wend, frac_w)) {
         *kind = STACL_FX_Q16;
-        *frac_w = fb;
-        return STACL_OK;
+    } else {
+        ok = 0;
     }
-    return stacl_fail(STACL_ERR_INVALID_ARG, "fixed-point format '%s': expected qI.F with I + F = 16 and I >= 1 "
-                      "(q8.8, q4.12, q1.15, ...) or int8", name ? name : "(null)");
+    if (ok && slash) ok = parse_q16(slash + 1, slash + strlen(slash), frac_act);
+    if (ok) return STACL_OK;
+    return stacl_fail(STACL_ERR_INVALID_ARG, "fixed-point format '%s': expected WEIGHTS[/ACTIVATIONS], WEIGHTS qI.F "
+                      "with I + F = 16 and I >= 1 (q8.8, q4.12, ...) or int8, ACTIVATIONS qI.F (default q8.8)",
+                      name ? name : "(null)");
 }
 
 /* Output channels of an adapter tensor and the channel of buffer element j:
@@ -83,8 +94,9 @@ static int tensor_frac(const stacl_adapter *ad, size_t off, size_t channels) {
 
 stacl_fx_format stacl_fx_site_format(const stacl_adapter *ad, const adapter_site *s) {
     const size_t W = (size_t)ad->model->cfg.width, A = (size_t)ad->info.width;
-    stacl_fx_format f = {STACL_FX_ACT_FRAC, tensor_frac(ad, s->fc1_w, A), STACL_FX_ACT_FRAC,
-                         tensor_frac(ad, s->conv_w, A), STACL_FX_ACT_FRAC, tensor_frac(ad, s->fc2_w, W)};
+    const int act = ad->fx->frac_act;
+    stacl_fx_format f = {act, tensor_frac(ad, s->fc1_w, A), act, tensor_frac(ad, s->conv_w, A), act,
+                         tensor_frac(ad, s->fc2_w, W)};
     return f;
 }
 
@@ -150,7 +162,7 @@ static stacl_status fx_upload(stacl_adapter *ad) {
  * (plan_site: fc1_w, fc1_b, conv_w, conv_b, fc2_w, fc2_b). */
 static int bias_frac(const stacl_adapter *ad, const adapter_tensor *weight) {
     const tensor_channels c = channels_of(weight);
-    return STACL_FX_ACT_FRAC + tensor_frac(ad, weight->off, c.n);
+    return ad->fx->frac_act + tensor_frac(ad, weight->off, c.n);
 }
 
 stacl_status stacl_fx_quantize_params(stacl_adapter *ad, const float *params, const stacl_fx_sr *sr,
@@ -246,19 +258,22 @@ stacl_status stacl_fx_read_checkpoint(stacl_adapter *ad, const stacl_st_file *f,
     adapter_tensor *t = NULL;
     int64_t *buf = NULL;
     const char *name = stacl_st_metadata(f, "stacl_fixed_point"), *path = stacl_st_path(f);
-    stacl_fx_kind kind = STACL_FX_Q16;
-    int frac_w = 0;
-    if (stacl_fx_parse(name, &kind, &frac_w) != STACL_OK)
-        FAIL(STACL_ERR_FORMAT, "%s: metadata stacl_fixed_point = '%s' is not a known format", path, name);
     const char *act = stacl_st_metadata(f, "stacl_frac_act");
-    if (!act || atoi(act) != STACL_FX_ACT_FRAC)
-        FAIL(STACL_ERR_UNSUPPORTED, "%s: activations with %s fractional bits; this build runs q8.8 (8)", path,
-             act ? act : "(missing)");
+    stacl_fx_kind kind = STACL_FX_Q16;
+    int frac_w = 0, frac_act = STACL_FX_ACT_FRAC, used = 0;
+    if (strchr(name, '/') || stacl_fx_parse(name, &kind, &frac_w, &frac_act) != STACL_OK)
+        FAIL(STACL_ERR_FORMAT, "%s: metadata stacl_fixed_point = '%s' is not a known weight format", path, name);
+    if (!act || sscanf(act, "%d%n", &frac_act, &used) != 1 || act[used] || frac_act < 0 ||
+        frac_act > STACL_FX_MAX_FRAC)
+        FAIL(STACL_ERR_FORMAT, "%s: metadata stacl_frac_act = '%s': expected the activations' fractional bits, 0..15",
+             path, act ? act : "(missing)");
     TRY(fx_alloc(ad));
     adapter_fixed *fx = ad->fx;
     fx->kind = kind;
     fx->frac_w = frac_w;
-    snprintf(fx->name, sizeof fx->name, "%s", name);
+    fx->frac_act = frac_act;
+    if (frac_act == STACL_FX_ACT_FRAC) snprintf(fx->name, sizeof fx->name, "%s", name);
+    else snprintf(fx->name, sizeof fx->name, "%.5s/q%d.%d", name, (16 - frac_act) % 100, frac_act % 100);
     const int n = stacl_adapter_tensors(ad, &t);
     buf = malloc((ad->total ? ad->total : 1) * sizeof *buf);
     if (n < 0 || !buf) FAIL(STACL_ERR_OUT_OF_MEMORY, "out of host memory");
@@ -392,10 +407,11 @@ stacl_status stacl_fx_write_checkpoint(const stacl_adapter *ad, const float *hos
         for (size_t c = 0; c < nf; c++) *cur++ = (unsigned char)fx->frac[x->off + c];
         k++;
     }
-    char act[8];
-    snprintf(act, sizeof act, "%d", STACL_FX_ACT_FRAC);
+    char act[8], weights[16];
+    snprintf(act, sizeof act, "%d", fx->frac_act);
+    snprintf(weights, sizeof weights, "%.*s", (int)strcspn(fx->name, "/"), fx->name);
     TRY(stacl_st_write(path, e, k, (const char *const[]){"format", "stacl_fixed_point", "stacl_frac_act"},
-                       (const char *const[]){"pt", fx->name, act}, 3));
+                       (const char *const[]){"pt", weights, act}, 3));
 cleanup:
     free(data);
     free(names);
@@ -421,9 +437,10 @@ stacl_status stacl_adapter_set_fixed_point(stacl_adapter *ad, const char *format
     stacl_status st = STACL_OK;
     float *host = NULL;
     stacl_fx_kind kind = STACL_FX_Q16;
-    int frac_w = 0;
+    int frac_w = 0, frac_act = STACL_FX_ACT_FRAC;
     if (!ad || !format) return stacl_fail(STACL_ERR_INVALID_ARG, "stacl_adapter_set_fixed_point: NULL argument");
-    TRY(stacl_fx_parse(format, &kind, &frac_w));
+    TRY(stacl_adapter_fixed_format_check(format));
+    TRY(stacl_fx_parse(format, &kind, &frac_w, &frac_act));
     if (stacl_adapter_is_remote(ad))
         FAIL(STACL_ERR_UNSUPPORTED, "fixed-point adapters run on the backbone's device only (for now)");
     if (ad->info.n_pre_attn + ad->info.n_pre_mlp == 0)
@@ -434,6 +451,7 @@ stacl_status stacl_adapter_set_fixed_point(stacl_adapter *ad, const char *format
     TRY(fx_alloc(ad));
     ad->fx->kind = kind;
     ad->fx->frac_w = frac_w;
+    ad->fx->frac_act = frac_act;
     snprintf(ad->fx->name, sizeof ad->fx->name, "%s", format);
     TRY(stacl_fx_quantize_params(ad, host, NULL, host));
     TRY(stacl_adapter_upload(ad, host)); /* the float buffer mirrors the integer values */
@@ -446,6 +464,8 @@ const char *stacl_adapter_fixed_point(const stacl_adapter *ad) { return ad && ad
 
 stacl_status stacl_adapter_fixed_format_check(const char *format) {
     stacl_fx_kind kind = STACL_FX_Q16;
-    int frac_w = 0;
-    return stacl_fx_parse(format, &kind, &frac_w);
+    int frac_w = 0, frac_act = STACL_FX_ACT_FRAC;
+    if (format && strlen(format) >= sizeof(((adapter_fixed *)0)->name))
+        return stacl_fail(STACL_ERR_INVALID_ARG, "fixed-point format '%s' is too long", format);
+    return stacl_fx_parse(format, &kind, &frac_w, &frac_act);
 }

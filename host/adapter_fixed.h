@@ -6,8 +6,9 @@
  *
  * Formats (stacl_adapter_set_fixed_point):
  *   "q4.12", "q8.8", ... 16-bit weights with that many fractional bits;
- *   "int8"  8-bit weights, a power-of-two scale per output channel.
- * Activations (the adapter's input x, h = fc1(x), y = conv(h)) are q8.8;
+ *   "int8"  8-bit weights, a power-of-two scale per output channel;
+ * optionally followed by "/qI.F" for the activations (the adapter's input
+ * x, h = fc1(x), y = conv(h)), q8.8 by default;
  * biases are int32 at their accumulator's scale. The head (fc) stays float.
  *
  * The float parameter buffer of the adapter keeps mirroring the integer
@@ -19,7 +20,7 @@
 #include "adapter.h"
 #include "fixed_point.h"
 
-#define STACL_FX_ACT_FRAC 8 /* q8.8 activations */
+#define STACL_FX_ACT_FRAC 8 /* q8.8 activations unless the format says */
 
 typedef enum { STACL_FX_Q16 = 1, STACL_FX_INT8 = 2 } stacl_fx_kind;
 
@@ -27,6 +28,7 @@ typedef struct adapter_fixed {
     stacl_fx_kind kind;
     char name[16];       /* "q4.12", "int8" */
     int frac_w;          /* Q16: the weights' fractional bits */
+    int frac_act;        /* activations x, h, y (default STACL_FX_ACT_FRAC) */
     /* Per weight tensor and output channel (INT8), at the tensor's offset
      * + channel; per tensor (Q16, INT8 biases and the common int16 grid
      * of INT8 weights) at the tensor's offset. Indexed like params. */
@@ -40,9 +42,11 @@ typedef struct adapter_fixed {
 /* The int16-kernel format of one site (activations q8.8, its weights' frac). */
 stacl_fx_format stacl_fx_site_format(const stacl_adapter *ad, const adapter_site *s);
 
-/* Parses "q4.12" / "q8.8" / ... (integer bits + fractional bits = 16) or
- * "int8" into kind and frac_w; STACL_ERR_INVALID_ARG otherwise. */
-stacl_status stacl_fx_parse(const char *name, stacl_fx_kind *kind, int *frac_w);
+/* Parses "WEIGHTS[/ACTIVATIONS]": WEIGHTS "q4.12" / "q8.8" / ... (integer
+ * bits + fractional bits = 16) or "int8", ACTIVATIONS "qI.F" (I + F = 16,
+ * default q8.8), into kind, frac_w, frac_act; STACL_ERR_INVALID_ARG
+ * otherwise. */
+stacl_status stacl_fx_parse(const char *name, stacl_fx_kind *kind, int *frac_w, int *frac_act);
 
 /* Quantizes the float parameters of every adapter site (not the head) into
  * ad->fx (allocated on first use), choosing INT8 channel scales from the

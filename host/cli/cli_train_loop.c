@@ -395,7 +395,8 @@ int cli_train_run(const train_cfg *c, const char *device, int resume, int profil
     stacl_adapter_get_info(r.ad, &in);
     char fixed[160] = "";
     if (*c->fixed_point)
-        snprintf(fixed, sizeof fixed, " in fixed point (%s weights, q8.8 activations, %s)", c->fixed_point,
+        snprintf(fixed, sizeof fixed, " in fixed point (%s%s, %s)", c->fixed_point,
+                 strchr(c->fixed_point, '/') ? "" : ", q8.8 activations",
                  c->opt.fixed_sr_update ? "stochastic-rounding updates, no master copy" : "fp32 master weights");
     fprintf(stderr, "training %d pre-attention + %d pre-MLP adapters (width %d, kernel %dx%dx%d)%s and a %d-class head; "
             "%d clips/epoch, %d steps of %d clips (micro-batch %d), %d epochs, lr %.3g; device memory %.1f MiB%s\n",

@@ -8,14 +8,15 @@
 #include "status.h"
 
 static void usage(void) {
-    printf("usage: stacl export --fixed-point q8.8|q4.12|int8 --model DIR --adapter IN.safetensors\n"
+    printf("usage: stacl export --fixed-point q8.8|q4.12|int8[/qI.F] --model DIR --adapter IN.safetensors\n"
            "                    --out OUT.safetensors [--device D]\n\n"
            "Converts a float adapter checkpoint (from 'stacl train' or models/convert_st_adapter.py) to fixed\n"
            "point: fc1, conv and fc2 of every adapter become integer tensors (qI.F: int16 with F fractional\n"
            "bits; int8: 8-bit with a power-of-two scale per output channel; biases int32 at their\n"
            "accumulator's scale), each with a '<name>_frac' tensor giving its fractional bits; the head stays\n"
            "F32. Values round half to even and saturate. The output loads with --adapter wherever a float\n"
-           "checkpoint does and then runs the adapters in integer kernels (q8.8 activations). --model gives\n"
+           "checkpoint does and then runs the adapters in integer kernels (activations q8.8, or qI.F after a\n"
+           "slash: int8/q5.11). --model gives\n"
            "the backbone the adapter belongs to (its shapes are checked).\n");
 }
 
@@ -58,8 +59,9 @@ int cmd_export(int argc, char **argv) {
     } else {
         stacl_adapter_info info;
         stacl_adapter_get_info(ad, &info);
-        fprintf(stderr, "wrote %s: %d pre-attention + %d pre-MLP adapters in %s (activations q8.8), %s head\n", out,
-                info.n_pre_attn, info.n_pre_mlp, format, info.classes ? "float" : "no");
+        fprintf(stderr, "wrote %s: %d pre-attention + %d pre-MLP adapters in fixed point %s%s, %s head\n", out,
+                info.n_pre_attn, info.n_pre_mlp, format, strchr(format, '/') ? "" : " (activations q8.8)",
+                info.classes ? "float" : "no");
     }
     stacl_adapter_free(ad);
     stacl_model_free(model);

@@ -82,15 +82,23 @@ static float *random_pixels(uint64_t seed) {
 static void test_formats(void **state) {
     (void)state;
     stacl_fx_kind kind;
-    int frac = -1;
-    ST_CHECK(stacl_fx_parse("q4.12", &kind, &frac));
+    int frac = -1, act = -1;
+    ST_CHECK(stacl_fx_parse("q4.12", &kind, &frac, &act));
     assert_int_equal(kind, STACL_FX_Q16);
     assert_int_equal(frac, 12);
-    ST_CHECK(stacl_fx_parse("q8.8", &kind, &frac));
+    assert_int_equal(act, 8);
+    ST_CHECK(stacl_fx_parse("q8.8", &kind, &frac, &act));
     assert_int_equal(frac, 8);
-    ST_CHECK(stacl_fx_parse("int8", &kind, &frac));
+    ST_CHECK(stacl_fx_parse("int8", &kind, &frac, &act));
     assert_int_equal(kind, STACL_FX_INT8);
-    const char *bad[] = {"q4.11", "q0.16", "q4.12x", "int4", "", "q16"};
+    ST_CHECK(stacl_fx_parse("int8/q5.11", &kind, &frac, &act));
+    assert_int_equal(kind, STACL_FX_INT8);
+    assert_int_equal(act, 11);
+    ST_CHECK(stacl_fx_parse("q4.12/q2.14", &kind, &frac, &act));
+    assert_int_equal(frac, 12);
+    assert_int_equal(act, 14);
+    const char *bad[] = {"q4.11", "q0.16", "q4.12x", "int4", "", "q16", "q4.12/", "q4.12/int8", "/q8.8",
+                         "q4.12/q8.8/q8.8", "int8x"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         assert_int_equal(stacl_adapter_fixed_format_check(bad[i]), STACL_ERR_INVALID_ARG);
     /* A head-only adapter has nothing to put in fixed point. */
@@ -139,8 +147,8 @@ static void check_rounding(const stacl_adapter *ad, const float *before, const f
 
 static void test_quantize_and_checkpoint(void **state) {
     (void)state;
-    const char *formats[] = {"q4.12", "q8.8", "int8"};
-    for (int f = 0; f < 3; f++) {
+    const char *formats[] = {"q4.12", "q8.8", "int8", "q4.12/q5.11"};
+    for (int f = 0; f < 4; f++) {
         stacl_adapter *ad = random_adapter(100 + (uint64_t)f);
         float *before = download(ad);
         ST_CHECK(stacl_adapter_set_fixed_point(ad, formats[f]));
@@ -183,6 +191,7 @@ static void test_quantize_and_checkpoint(void **state) {
         const stacl_st_tensor *b = stacl_st_find(sf, "transformer.resblocks.0.adapter_pre_attn.fc1.bias");
         assert_non_null(w);
         assert_int_equal(w->dtype, f == 2 ? STACL_DT_I8 : STACL_DT_I16);
+        assert_string_equal(stacl_st_metadata(sf, "stacl_frac_act"), f == 3 ? "11" : "8");
         assert_int_equal(b->dtype, STACL_DT_I32);
         assert_int_equal(stacl_st_find(sf, "fc.weight")->dtype, STACL_DT_F32);
         assert_non_null(stacl_st_find(sf, "transformer.resblocks.0.adapter_pre_attn.fc1.weight_frac"));
@@ -263,8 +272,8 @@ static void twin_adapters(uint64_t seed, const char *format, stacl_adapter **fx,
 
 static void test_forward_vs_float(void **state) {
     (void)state;
-    const char *formats[] = {"q4.12", "int8"};
-    for (int f = 0; f < 2; f++) {
+    const char *formats[] = {"q4.12", "int8", "q4.12/q4.12"};
+    for (int f = 0; f < 3; f++) {
         stacl_adapter *fx = NULL, *fl = NULL;
         twin_adapters(400 + (uint64_t)f, formats[f], &fx, &fl);
         stacl_state *st = NULL;
