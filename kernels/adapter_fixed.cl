@@ -93,6 +93,24 @@ __kernel void adapter_dwconv3d_q(__global const short *h, uint h_off, __global c
     y[y_off + i] = fxq_sat16(fxq_shift_rne(acc, shift));
 }
 
+/* acc[k] = b2[c] + sum_a y[r0 + k, a] w2t[a, c] for the FXQ_ROWS rows from
+ * r0 (rows past the end repeat the last one; their sums go unused): fc2's
+ * exact sums, shared by the int16 residual (below) and the float one
+ * (adapter_fixed_backward.cl). */
+void fxq_fc2_rows(__global const short *y, __global const short *w, long bias, size_t rows, size_t r0, uint c,
+                  uint width, uint aw, long *acc) {
+    __global const short *yr[FXQ_ROWS];
+    for (int k = 0; k < FXQ_ROWS; k++) {
+        yr[k] = y + (r0 + k < rows ? r0 + k : rows - 1) * aw;
+        acc[k] = bias;
+    }
+    __global const short *wc = w + c;
+    for (uint a = 0; a < aw; a++) {
+        const int wv = wc[(size_t)a * width];
+        for (int k = 0; k < FXQ_ROWS; k++) acc[k] += (long)((int)yr[k][a] * wv);
+    }
+}
+
 /* x[f, 1 + p, c] = sat16(x[f, 1 + p, c] + rne((b2[c] + sum_a y[f, p, a]
  * w2t[a, c]) >> shift)), shift = frac_y + frac_w2 - frac_x: the residual
  * add in x's format, one saturation. */
@@ -104,18 +122,8 @@ __kernel void adapter_fc2_residual_q(__global const short *y, uint y_off, __glob
     if (i >= blocks * width) return;
     const uint c = i % width;
     const size_t r0 = (i / width) * FXQ_ROWS;
-    __global const short *yr[FXQ_ROWS];
     long acc[FXQ_ROWS];
-    const long bias = (long)b[b_off + c];
-    for (int k = 0; k < FXQ_ROWS; k++) {
-        yr[k] = y + y_off + (r0 + k < rows ? r0 + k : rows - 1) * aw;
-        acc[k] = bias;
-    }
-    __global const short *wc = w + w_off + c;
-    for (uint a = 0; a < aw; a++) {
-        const int wv = wc[(size_t)a * width];
-        for (int k = 0; k < FXQ_ROWS; k++) acc[k] += (long)((int)yr[k][a] * wv);
-    }
+    fxq_fc2_rows(y + y_off, w + w_off, (long)b[b_off + c], rows, r0, c, width, aw, acc);
     for (int k = 0; k < FXQ_ROWS; k++) {
         const size_t r = r0 + k;
         if (r < rows) {

@@ -13,7 +13,7 @@
  * work-group size; the scale "slots" take atomic_max (core since 1.1; max
  * does not depend on the order). OpenCL C 1.2, no extensions, no double. */
 
-#define FXB_ROWS 4
+#define FXB_ROWS FXQ_ROWS /* tokens per work-item, as adapter_fixed.cl */
 
 /* Philox4x32-10 (Random123): counter (index, tensor, step lo, step hi),
  * key (seed lo, seed hi); the draw is (r1 << 32) | r0. */
@@ -76,18 +76,8 @@ __kernel void adapter_fc2_update_q(__global const short *y, uint y_off, __global
     if (i >= blocks * width) return;
     const uint c = i % width;
     const size_t r0 = (i / width) * FXB_ROWS;
-    __global const short *yr[FXB_ROWS];
     long acc[FXB_ROWS];
-    const long bias = (long)b[b_off + c];
-    for (int k = 0; k < FXB_ROWS; k++) {
-        yr[k] = y + y_off + (r0 + k < rows ? r0 + k : rows - 1) * aw;
-        acc[k] = bias;
-    }
-    __global const short *wc = w + w_off + c;
-    for (uint a = 0; a < aw; a++) {
-        const int wv = wc[(size_t)a * width];
-        for (int k = 0; k < FXB_ROWS; k++) acc[k] += (long)((int)yr[k][a] * wv);
-    }
+    fxq_fc2_rows(y + y_off, w + w_off, (long)b[b_off + c], rows, r0, c, width, aw, acc);
     for (int k = 0; k < FXB_ROWS; k++) {
         const size_t r = r0 + k;
         if (r < rows) {
