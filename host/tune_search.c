@@ -33,7 +33,7 @@ typedef struct shape_data {
 typedef struct search {
     stacl_ctx *ctx;
     const stacl_tune_options *o;
-    shape_data sh[8];
+    shape_data sh[16];
     int n_sh;
     double t0;
     float *scratch;
@@ -76,7 +76,7 @@ static void add_shape(search *se, const char *name, size_t m, size_t n, size_t k
                       float beta, int weight) {
     shape_data *d = &se->sh[se->n_sh++];
     memset(d, 0, sizeof *d);
-    snprintf(d->s.name, sizeof d->s.name, "%s", name);
+    snprintf(d->s.name, sizeof d->s.name, "%.15s", name);
     d->s.m = m, d->s.n = n, d->s.k = k, d->s.batch = batch, d->s.trans_a = ta, d->s.trans_b = tb;
     d->beta = beta;
     d->weight = weight;
@@ -84,24 +84,57 @@ static void add_shape(search *se, const char *name, size_t m, size_t n, size_t k
 }
 
 /* The GEMMs of host/vit.c for `frames` frames of ViT-B/16 (bench/ has the
- * same table), or the caller's shapes. */
+ * same table), with training also those only the backward pass of
+ * host/train.c runs (dX = dY W with the weights as stored, and the
+ * attention's transposed batched products), or the caller's shapes. */
+int stacl_tune_default_shapes(int frames, int training, stacl_tune_shape *out, int *weights, int cap) {
+    const size_t T = (size_t)(frames > 0 ? frames : 8), W = 768, L = 197, D = 64, H = 12;
+    const struct { const char *name; size_t m, n, k, batch; int ta, tb, weight, training; } t[] = {
+        {"patch", T * 196, W, W, 1, 0, 1, 1, 0},
+        {"qkv", T * L, 3 * W, W, 1, 0, 1, 12, 0},
+        {"out", T * L, W, W, 1, 0, 1, 12, 0},
+        {"fc1", T * L, 4 * W, W, 1, 0, 1, 12, 0},
+        {"fc2", T * L, W, 4 * W, 1, 0, 1, 12, 0},
+        {"qk", L, L, D, T * H, 0, 1, 12, 0},     /* also the backward's dP = dO V^T */
+        {"av", L, D, L, T * H, 0, 0, 12, 0},     /* also dQ = dS K */
+        {"mlp_dh", T * L, 4 * W, W, 1, 0, 0, 12, 1},
+        {"mlp_dx", T * L, W, 4 * W, 1, 0, 0, 12, 1},
+        {"out_dx", T * L, W, W, 1, 0, 0, 12, 1},
+        {"qkv_dx", T * L, W, 3 * W, 1, 0, 0, 12, 1},
+        {"attn_dt", L, D, L, T * H, 1, 0, 24, 1}, /* dV = P^T dO and dK = dS^T Q */
+    };
+    int n = 0;
+    for (size_t i = 0; i < sizeof t / sizeof t[0] && n < cap; i++) {
+        if (t[i].training && !training) continue;
+        stacl_tune_shape *s = &out[n];
+        memset(s, 0, sizeof *s);
+        snprintf(s->name, sizeof s->name, "%s", t[i].name);
+        s->m = t[i].m, s->n = t[i].n, s->k = t[i].k, s->batch = t[i].batch;
+        s->trans_a = t[i].ta, s->trans_b = t[i].tb;
+        if (weights) weights[n] = t[i].weight;
+        n++;
+    }
+    return n;
+}
+
 static void make_shapes(search *se) {
     const stacl_tune_options *o = se->o;
     if (o->n_shapes > 0) {
-        for (int i = 0; i < o->n_shapes && i < 8; i++) {
+        for (int i = 0; i < o->n_shapes && i < 16; i++) {
             const stacl_tune_shape *s = &o->shapes[i];
             add_shape(se, s->name, s->m, s->n, s->k, s->batch, s->trans_a, s->trans_b, 0.0f, 1);
         }
         return;
     }
-    const size_t T = (size_t)(o->frames > 0 ? o->frames : 8), W = 768, L = 197, D = 64, H = 12;
-    add_shape(se, "patch", T * 196, W, W, 1, 0, 1, 0.0f, 1);
-    add_shape(se, "qkv", T * L, 3 * W, W, 1, 0, 1, 0.0f, 12);
-    add_shape(se, "out", T * L, W, W, 1, 0, 1, 1.0f, 12);
-    add_shape(se, "fc1", T * L, 4 * W, W, 1, 0, 1, 0.0f, 12);
-    add_shape(se, "fc2", T * L, W, 4 * W, 1, 0, 1, 1.0f, 12);
-    add_shape(se, "qk", L, L, D, T * H, 0, 1, 0.0f, 12);
-    add_shape(se, "av", L, D, L, T * H, 0, 0, 0.0f, 12);
+    stacl_tune_shape shapes[16];
+    int weights[16];
+    const int n = stacl_tune_default_shapes(o->frames, o->training, shapes, weights, 16);
+    for (int i = 0; i < n; i++) {
+        const stacl_tune_shape *s = &shapes[i];
+        /* the residual adds (out, fc2) accumulate into C: beta 1 */
+        const float beta = strcmp(s->name, "out") == 0 || strcmp(s->name, "fc2") == 0 ? 1.0f : 0.0f;
+        add_shape(se, s->name, s->m, s->n, s->k, s->batch, s->trans_a, s->trans_b, beta, weights[i]);
+    }
 }
 
 static stacl_status prepare(search *se) {

@@ -18,6 +18,7 @@ typedef struct stacl_tune_progress {
 typedef struct stacl_tune_options {
     double budget_s; /* 0: 300 s; phases 1/2 stop starting candidates at 55% / 85% of it */
     int frames;      /* clip length of the ViT-B/16 shapes (0: 8) */
+    int training;    /* also the shapes only training's backward pass runs */
     int reps;        /* timed calls per shape and candidate, fastest taken (0: 3) */
     /* Tests and experiments: fixed candidate lists (visited in order) instead
      * of the generated spaces, and shapes instead of ViT-B/16's (each called
@@ -50,6 +51,11 @@ typedef struct stacl_tune_report {
 
 /* Searches within the budget and fills out (keyed to ctx's device) with the
  * winners and the per-shape routine table; leaves the winners applied. */
+/* The ViT-B/16 GEMM shapes tuned by default for `frames` frames (0: 8),
+ * with `training` also the backward pass's, and how many times each runs
+ * per clip (weights, may be NULL); returns the count (at most cap). */
+int stacl_tune_default_shapes(int frames, int training, stacl_tune_shape *out, int *weights, int cap);
+
 stacl_status stacl_tune_search(stacl_ctx *ctx, const stacl_tune_options *o, stacl_tune *out,
                                stacl_tune_report *rep);
 

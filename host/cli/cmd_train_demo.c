@@ -217,7 +217,7 @@ int cmd_train_demo(int argc, char **argv) {
         snprintf(classes, sizeof classes, "%s/classes.csv", data);
         snprintf(s_seed, sizeof s_seed, "%d", s);
         mkdir(dir, 0755);
-        fprintf(stderr, "\n== seed %d: random backbone, dataset, ST-Adapter and baseline ==\n", s);
+        fprintf(stderr, "\n== seed %d: random backbone, dataset, the models ==\n", s);
         stacl_random_clip_spec spec = stacl_random_clip_default_spec();
         spec.width = 128;
         spec.layers = 3;

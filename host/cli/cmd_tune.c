@@ -10,7 +10,8 @@
 #include "tune_search.h"
 
 static void usage(void) {
-    printf("usage: stacl tune [--device D] [--budget SECONDS] [--frames T] [--reps N] [--out FILE] [--quiet]\n\n"
+    printf("usage: stacl tune [--device D] [--budget SECONDS] [--frames T] [--reps N] [--out FILE] [--quiet]\n"
+           "                  [--training]\n\n"
            "Searches CLBlast's kernel parameters (Xgemm for the projection and MLP GEMMs, XgemmDirect\n"
            "for the batched attention GEMMs) and, per GEMM shape, CLBlast's direct or indirect path,\n"
            "on the GEMM shapes of a CLIP ViT-B/16 forward over T frames. Every candidate's result is\n"
@@ -20,6 +21,8 @@ static void usage(void) {
            "  --budget SECONDS  time for the search (default 300); each new parameter set costs a\n"
            "                    kernel compilation (seconds on a CPU device), so expect a few dozen\n"
            "  --frames T        clip length the shapes are taken for (default 8: M = 1576)\n"
+           "  --training        also the GEMM shapes of training's backward pass (dX = dY W, the\n"
+           "                    attention's transposed batched products), weighted by their calls\n"
            "  --reps N          timed calls per shape and candidate, fastest taken (default 3)\n"
            "  --out FILE        where to write the result (default: the device's cache file,\n"
            "                    $STACL_CACHE_DIR or ~/.cache/stacl/tune-<key>.json, applied at start-up)\n"
@@ -48,11 +51,11 @@ static void on_progress(void *user, const stacl_tune_progress *p) {
 
 int cmd_tune(int argc, char **argv) {
     static const cli_opt opts[] = {{"--device", 1}, {"--budget", 1}, {"--frames", 1}, {"--reps", 1},
-                                   {"--out", 1},    {"--quiet", 0},  {"--help", 0}};
+                                   {"--out", 1},    {"--quiet", 0},  {"--help", 0},   {"--training", 0}};
     cli_args a = {argc, argv, 1, "tune", 0};
     const char *device = NULL, *out_path = NULL, *value;
-    int budget = 300, frames = 8, reps = 3, quiet = 0, k;
-    while ((k = cli_next(&a, opts, 7, &value)) >= 0) {
+    int budget = 300, frames = 8, reps = 3, quiet = 0, training = 0, k;
+    while ((k = cli_next(&a, opts, 8, &value)) >= 0) {
         switch (k) {
         case 0: device = value; break;
         case 1: if (!cli_int("tune", "--budget", value, 1, 7 * 24 * 3600, &budget)) return CLI_EXIT_USAGE; break;
@@ -61,6 +64,7 @@ int cmd_tune(int argc, char **argv) {
         case 4: out_path = value; break;
         case 5: quiet = 1; break;
         case 6: usage(); return 0;
+        case 7: training = 1; break;
         }
     }
     if (k == -2) return CLI_EXIT_USAGE;
@@ -82,11 +86,13 @@ int cmd_tune(int argc, char **argv) {
     printf("device: [%d] %s (%s, driver %s), CLBlast %s\n", d->index, d->name, d->platform, d->driver_version,
            stacl_clblast_version());
     printf("starting from: %s%s%s\n", cur->source, cur->note[0] ? "; " : "", cur->note);
-    printf("shapes: ViT-B/16 GEMMs at T = %d; budget %d s; writing %s\n", frames, budget, path);
+    printf("shapes: ViT-B/16 GEMMs at T = %d%s; budget %d s; writing %s\n", frames,
+           training ? " (forward and training's backward)" : "", budget, path);
     fflush(stdout);
     progress_state ps = {quiet};
     stacl_tune_options o = {0};
     o.budget_s = budget, o.frames = frames, o.reps = reps, o.progress = on_progress, o.user = &ps;
+    o.training = training;
     stacl_tune result;
     stacl_tune_report rep;
     if ((st = stacl_tune_search(ctx, &o, &result, &rep)) != STACL_OK) { rc = cli_fail("tune", st); goto done; }

@@ -282,6 +282,31 @@ static void test_self_check_fallback(void **state) {
 }
 
 /* The command's help and usage errors (a real search is too slow here). */
+/* The default shapes: the forward's 7, and with training the 5 GEMMs only
+ * the backward pass runs, each matching a call of host/train.c. */
+static void test_default_shapes(void **state) {
+    (void)state;
+    stacl_tune_shape sh[16];
+    int w[16];
+    assert_int_equal(stacl_tune_default_shapes(8, 0, sh, w, 16), 7);
+    assert_int_equal(stacl_tune_default_shapes(8, 1, sh, w, 16), 12);
+    int found = 0;
+    for (int i = 0; i < 12; i++) {
+        if (strcmp(sh[i].name, "mlp_dx") == 0) { /* dX = dU fc1_w: [1576, 3072] x [3072, 768] */
+            assert_true(sh[i].m == 1576 && sh[i].n == 768 && sh[i].k == 3072 && !sh[i].trans_a && !sh[i].trans_b);
+            found++;
+        }
+        if (strcmp(sh[i].name, "attn_dt") == 0) { /* dV = P^T dO per (frame, head), twice per block */
+            assert_true(sh[i].m == 197 && sh[i].n == 64 && sh[i].k == 197 && sh[i].batch == 96 && sh[i].trans_a);
+            assert_int_equal(w[i], 24);
+            found++;
+        }
+    }
+    assert_int_equal(found, 2);
+    assert_int_equal(stacl_tune_default_shapes(4, 1, sh, NULL, 3), 3); /* capped */
+    assert_int_equal(sh[0].m, 4 * 196);
+}
+
 static void test_cli_usage(void **state) {
     (void)state;
     char *out = NULL, *err = NULL;
@@ -302,6 +327,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_cli_usage),
+        cmocka_unit_test(test_default_shapes),
         cmocka_unit_test(test_keyed_per_device),
         cmocka_unit_test(test_corrupt_files),
         cmocka_unit_test(test_corrupt_cache_ignored),
