@@ -445,8 +445,7 @@ void stacl_adapter_free(stacl_adapter *adapter) {
     stacl_fx_free(adapter->fx);
     if (adapter->params) clReleaseMemObject(adapter->params);
     if (adapter->head) clReleaseMemObject(adapter->head);
-    if (adapter->remote_ws) clReleaseMemObject(adapter->remote_ws);
-    free(adapter->stage);
+    stacl_adapter_remote_free(adapter);
     free(adapter->pre_attn);
     free(adapter->pre_mlp);
     free(adapter);
@@ -455,8 +454,8 @@ void stacl_adapter_free(stacl_adapter *adapter) {
 void stacl_adapter_get_info(const stacl_adapter *adapter, stacl_adapter_info *info) { *info = adapter->info; }
 
 /* The three adapter kernels on ctx, on the residual stream x of ws. */
-static stacl_status run_kernels(const stacl_adapter *ad, stacl_ctx *ctx, const adapter_site *s, cl_mem ws, size_t x,
-                                size_t h, size_t y, size_t clips, size_t T) {
+stacl_status stacl_adapter_run_kernels(const stacl_adapter *ad, stacl_ctx *ctx, const adapter_site *s, cl_mem ws,
+                                       size_t x, size_t h, size_t y, size_t clips, size_t T) {
     stacl_status st = STACL_OK;
     const stacl_vision_config *c = &ad->model->cfg;
     const size_t F = clips * T, W = (size_t)c->width, A = (size_t)ad->info.width;
@@ -470,89 +469,17 @@ cleanup:
     return st;
 }
 
-/* Grows the remote adapter's workspace and staging buffer to F frames. */
-static stacl_status remote_reserve(stacl_adapter *ad, size_t F) {
-    if (ad->remote_frames >= F) return STACL_OK;
-    clFinish(ad->model->ctx->queue); /* a pending copy may still read the staging buffer */
-    const stacl_vision_config *c = &ad->model->cfg;
-    const size_t L = (size_t)stacl_vision_tokens(c), W = (size_t)c->width, A = (size_t)ad->info.width;
-    const size_t floats = F * L * W + 2 * F * (L - 1) * A;
-    if (ad->remote_ws) clReleaseMemObject(ad->remote_ws);
-    ad->remote_ws = NULL;
-    ad->remote_frames = 0;
-    free(ad->stage);
-    ad->stage = malloc(F * L * W * sizeof *ad->stage);
-    if (!ad->stage) return stacl_fail(STACL_ERR_OUT_OF_MEMORY, "out of host memory for the adapter's staging buffer");
-    char what[96];
-    snprintf(what, sizeof what, "the adapter workspace for %zu frames", F);
-    stacl_status st = stacl_device_buffer(ad->ctx, floats * sizeof(float), CL_MEM_READ_WRITE, NULL, what,
-                                          "use fewer frames per pass", &ad->remote_ws);
-    if (st == STACL_OK) ad->remote_frames = F;
-    return st;
-}
-
-/* Waits for a copy's event, then keeps it as a "transfer" profile record of
- * ctx (or releases it when ctx is not profiling). */
-static stacl_status finish_copy(stacl_ctx *ctx, cl_int err, cl_event ev, const char *what) {
-    if (err == CL_SUCCESS) err = clWaitForEvents(1, &ev);
-    if (ev) {
-        cl_event *slot = stacl_profile_slot(ctx, "transfer");
-        if (slot) *slot = ev;
-        else clReleaseEvent(ev);
-    }
-    return err == CL_SUCCESS ? STACL_OK : stacl_cl_fail(ctx, err, what);
-}
-
-/* Two devices: x [F, L, W] (the class tokens ride along: one contiguous
- * copy instead of F strided ones; the adapter never changes them) from the
- * backbone's ws through host staging into the adapter's workspace, the
- * kernels there, and back. Two contexts share no buffers and no events, so
- * the host waits for each read before it enqueues the matching write; each
- * in-order queue then orders the write before what follows it. */
-static stacl_status run_site_remote(stacl_adapter *ad, const adapter_site *s, cl_mem ws, size_t x, size_t clips,
-                                    size_t T) {
-    stacl_status st = STACL_OK;
-    stacl_ctx *bctx = ad->model->ctx, *actx = ad->ctx;
-    const stacl_vision_config *c = &ad->model->cfg;
-    const size_t F = clips * T, L = (size_t)stacl_vision_tokens(c), W = (size_t)c->width;
-    const size_t A = (size_t)ad->info.width, n = F * L * W, bytes = n * sizeof(float);
-    TRY(remote_reserve(ad, F));
-    cl_event ev = NULL;
-    cl_int err = clEnqueueReadBuffer(bctx->queue, ws, CL_FALSE, x * sizeof(float), bytes, ad->stage, 0, NULL, &ev);
-    TRY(finish_copy(bctx, err, ev, "copying the residual stream to the host"));
-    ev = NULL;
-    err = clEnqueueWriteBuffer(actx->queue, ad->remote_ws, CL_FALSE, 0, bytes, ad->stage, 0, NULL, &ev);
-    /* No wait needed before the kernels (in-order queue), but the staging
-     * buffer is reused at once below: wait for the copy. */
-    TRY(finish_copy(actx, err, ev, "copying the residual stream to the adapter device"));
-    TRY(run_kernels(ad, actx, s, ad->remote_ws, 0, n, n + F * (L - 1) * A, clips, T));
-    ev = NULL;
-    err = clEnqueueReadBuffer(actx->queue, ad->remote_ws, CL_FALSE, 0, bytes, ad->stage, 0, NULL, &ev);
-    TRY(finish_copy(actx, err, ev, "copying the adapted residual stream to the host"));
-    ev = NULL;
-    /* The backbone's in-order queue runs the next block after this copy;
-     * the staging buffer is next written by the following site's read on
-     * the same queue, so it is free by then. */
-    err = clEnqueueWriteBuffer(bctx->queue, ws, CL_FALSE, x * sizeof(float), bytes, ad->stage, 0, NULL, &ev);
-    if (err != CL_SUCCESS) return stacl_cl_fail(bctx, err, "copying the adapted residual stream to the backbone device");
-    cl_event *slot = stacl_profile_slot(bctx, "transfer");
-    if (slot) *slot = ev;
-    else clReleaseEvent(ev);
-cleanup:
-    return st;
-}
-
 stacl_status stacl_adapter_run_site(const stacl_adapter *ad, const adapter_site *s, cl_mem ws, size_t x, size_t h,
                                     size_t y, size_t clips, size_t T) {
     /* The remote workspace is a cache inside the handle (allocated as
      * non-const by alloc_shell). */
-    if (stacl_adapter_is_remote(ad)) return run_site_remote((stacl_adapter *)ad, s, ws, x, clips, T);
+    if (stacl_adapter_is_remote(ad)) return stacl_adapter_run_site_remote((stacl_adapter *)ad, s, ws, x, clips, T);
     if (ad->fx) {
         const stacl_vision_config *c = &ad->model->cfg;
         const size_t P = (size_t)stacl_vision_tokens(c) - 1;
         return stacl_fx_run_site(ad, s, ws, x, h, y, h + clips * T * P * (size_t)ad->info.width, clips, T);
     }
-    return run_kernels(ad, ad->model->ctx, s, ws, x, h, y, clips, T);
+    return stacl_adapter_run_kernels(ad, ad->model->ctx, s, ws, x, h, y, clips, T);
 }
 
 stacl_status stacl_adapter_hook(void *user, stacl_block_site where) {

@@ -25,13 +25,10 @@ struct stacl_adapter {
     cl_mem params;                    /* never the frozen model's buffer */
     /* Two devices (ctx != model->ctx): a copy of the head (fc_w, fc_b) on
      * the backbone's device, [classes * W + classes] floats, and the
-     * adapter device's workspace (x [F, L, W], h and y [F, P, A]) with a
-     * host staging buffer [F, L, W], grown on first use to F frames. Used
-     * by one forward pass at a time. */
+     * adapter device's workspace and host staging (adapter_remote.c),
+     * created on first use. Used by one forward pass at a time. */
     cl_mem head;
-    cl_mem remote_ws;
-    float *stage;
-    size_t remote_frames;
+    struct adapter_remote *remote;
     /* Fixed point (adapter_fixed.h): the integer weights the kernels use;
      * NULL for a float adapter. */
     struct adapter_fixed *fx;
@@ -100,6 +97,17 @@ typedef struct adapter_call {
  * "transfer" on both queues. */
 stacl_status stacl_adapter_run_site(const stacl_adapter *ad, const adapter_site *s, cl_mem ws, size_t x, size_t h,
                                     size_t y, size_t clips, size_t T);
+
+/* The three adapter kernels (fc1, conv, fc2 + residual) on ctx, on the
+ * residual stream x of ws, bottleneck activations in h and y (adapter.c). */
+stacl_status stacl_adapter_run_kernels(const stacl_adapter *ad, stacl_ctx *ctx, const adapter_site *s, cl_mem ws,
+                                       size_t x, size_t h, size_t y, size_t clips, size_t T);
+/* adapter_remote.c: stacl_adapter_run_site for a remote adapter (ws on the
+ * backbone's device), and the release of its workspace and staging (from
+ * stacl_adapter_free). */
+stacl_status stacl_adapter_run_site_remote(stacl_adapter *ad, const adapter_site *s, cl_mem ws, size_t x,
+                                           size_t clips, size_t T);
+void stacl_adapter_remote_free(stacl_adapter *ad);
 
 /* stacl_block_hook: runs the adapter of call->layer at `site`, if any. */
 stacl_status stacl_adapter_hook(void *call, stacl_block_site site);

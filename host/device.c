@@ -247,7 +247,7 @@ cleanup:
     return st;
 }
 
-stacl_status stacl_ctx_create(stacl_ctx **out, const char *device_selector) {
+static stacl_status ctx_open(stacl_ctx **out, const char *device_selector, const char *binary_path) {
     stacl_status st = STACL_OK;
     stacl_ctx *ctx = NULL;
     int index = 0;
@@ -262,13 +262,30 @@ stacl_status stacl_ctx_create(stacl_ctx **out, const char *device_selector) {
     if (err != CL_SUCCESS) { st = stacl_cl_fail(ctx, err, "clCreateContext"); goto cleanup; }
     ctx->queue = clCreateCommandQueue(ctx->context, ctx->device, CL_QUEUE_PROFILING_ENABLE, &err);
     if (err != CL_SUCCESS) { st = stacl_cl_fail(ctx, err, "clCreateCommandQueue"); goto cleanup; }
-    TRY(stacl_program_build(ctx));
+    TRY(binary_path ? stacl_program_load_binary(ctx, binary_path) : stacl_program_build(ctx));
     TRY(stacl_tune_setup(ctx));
     *out = ctx;
     ctx = NULL;
 cleanup:
     stacl_ctx_free(ctx);
     return st;
+}
+
+stacl_status stacl_ctx_create(stacl_ctx **out, const char *device_selector) {
+    return ctx_open(out, device_selector, NULL);
+}
+
+stacl_status stacl_ctx_create_from_binary(stacl_ctx **out, const char *device_selector, const char *binary_path) {
+    if (!out || !binary_path) {
+        if (out) *out = NULL;
+        return stacl_fail(STACL_ERR_INVALID_ARG, "stacl_ctx_create_from_binary: NULL argument");
+    }
+    return ctx_open(out, device_selector, binary_path);
+}
+
+stacl_status stacl_ctx_save_binary(const stacl_ctx *ctx, const char *path) {
+    if (!ctx || !path) return stacl_fail(STACL_ERR_INVALID_ARG, "stacl_ctx_save_binary: NULL argument");
+    return stacl_program_save_binary(ctx, path);
 }
 
 void stacl_ctx_free(stacl_ctx *ctx) {

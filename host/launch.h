@@ -51,6 +51,9 @@ static inline arg_list args_for(stacl_ctx *ctx, stacl_kernel_id id) {
 /* 1-D launch of `global` work-items in groups of `local` (0: let the driver
  * choose, for element-wise kernels). */
 static inline stacl_status launch(stacl_ctx *ctx, const char *op, arg_list *a, size_t global, size_t local) {
+    if (!a->kernel) /* a program binary without this kernel (stacl_program_kernels) */
+        return stacl_fail(STACL_ERR_UNSUPPORTED, "%s: the program binary loaded for device '%s' has no kernel for "
+                          "this op", op, ctx->info.name);
     if (a->err != CL_SUCCESS) {
         stacl_status st = stacl_cl_fail(ctx, a->err, "clSetKernelArg");
         return stacl_fail_context(st, "%s (argument %u)", op, a->next);

@@ -57,6 +57,16 @@ static const char *const kernel_names[K_COUNT] = {
 };
 
 static const char build_options[] = "-cl-std=CL1.2";
+
+const char *stacl_kernel_name(int k) { return k >= 0 && k < K_COUNT ? kernel_names[k] : NULL; }
+const char *stacl_program_options(void) { return build_options; }
+
+uint64_t stacl_kernel_source_hash(void) {
+    uint64_t h = STACL_HASH_SEED;
+    for (int i = 0; i < stacl_kernel_source_count; i++)
+        h = stacl_hash64(h, stacl_kernel_sources[i].source, stacl_kernel_sources[i].length);
+    return h;
+}
 static const char cache_magic[8] = {'S', 'T', 'A', 'C', 'L', 'B', 'I', 'N'};
 
 /* Cache folder: $STACL_CACHE_DIR, else $XDG_CACHE_HOME/stacl, else
@@ -179,6 +189,11 @@ static size_t floor_pow2(size_t n) {
 stacl_status stacl_program_build(stacl_ctx *ctx) {
     stacl_status st = STACL_OK;
     char path[1100];
+    if (ctx->info.is_accelerator && !ctx->info.is_gpu && !ctx->info.is_cpu)
+        return stacl_fail(STACL_ERR_UNSUPPORTED, "device '%s' (%s) is an accelerator (CL_DEVICE_TYPE_ACCELERATOR): "
+                          "stacl cannot build its kernels from source there; give a program binary made for it "
+                          "(--adapter-binary FILE, stacl_ctx_create_from_binary; see docs/adapters.md)",
+                          ctx->info.name, ctx->info.platform);
     int cached = cache_path(ctx, path, sizeof path);
     ctx->program = cached ? load_cached(ctx, path) : NULL;
     ctx->program_from_cache = ctx->program != NULL;
@@ -186,14 +201,30 @@ stacl_status stacl_program_build(stacl_ctx *ctx) {
         TRY(build_embedded(ctx, &ctx->program));
         if (cached) store_cached(ctx, ctx->program, path);
     }
+    TRY(stacl_program_kernels(ctx, NULL));
+cleanup:
+    return st;
+}
+
+stacl_status stacl_program_kernels(stacl_ctx *ctx, const char *binary_path) {
+    stacl_status st = STACL_OK;
+    /* What the adapter device runs: a program binary must have these; any
+     * other kernel it lacks stays NULL and its op fails when launched. */
+    static const stacl_kernel_id required[] = {K_ADAPTER_FC1, K_ADAPTER_DWCONV3D, K_ADAPTER_FC2_RESIDUAL};
     for (int k = 0; k < K_COUNT; k++) {
         cl_int err;
         ctx->kernels[k] = clCreateKernel(ctx->program, kernel_names[k], &err);
-        if (err != CL_SUCCESS) {
-            st = stacl_cl_fail(ctx, err, "clCreateKernel");
-            stacl_fail_context(st, "kernel '%s'", kernel_names[k]);
-            goto cleanup;
-        }
+        if (err == CL_SUCCESS) continue;
+        ctx->kernels[k] = NULL;
+        int needed = !binary_path;
+        for (size_t i = 0; i < sizeof required / sizeof required[0]; i++) needed |= required[i] == (stacl_kernel_id)k;
+        if (!needed) continue;
+        if (binary_path && (err == CL_INVALID_KERNEL_NAME || err == CL_INVALID_KERNEL_DEFINITION))
+            FAIL(STACL_ERR_MISSING, "%s: the program binary has no kernel '%s', which stacl needs on device '%s' "
+                 "(%s)", binary_path, kernel_names[k], ctx->info.name, stacl_cl_error_name(err));
+        st = stacl_cl_fail(ctx, err, "clCreateKernel");
+        stacl_fail_context(st, "kernel '%s'", kernel_names[k]);
+        goto cleanup;
     }
     /* Row reductions use one work-group per row: the largest power of two the
      * device and every reduction kernel allows, whose local scratch fits the

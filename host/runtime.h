@@ -75,8 +75,23 @@ stacl_status stacl_cl_fail(const stacl_ctx *ctx, cl_int err, const char *what);
 stacl_status stacl_device_buffer(stacl_ctx *ctx, size_t bytes, cl_mem_flags flags, const void *host, const char *what,
                                  const char *hint, cl_mem *out);
 
-/* Builds (or loads from the on-disk cache) the program of embedded kernels. */
+/* Builds (or loads from the on-disk cache) the program of embedded kernels;
+ * refused for an accelerator (no build from source there). */
 stacl_status stacl_program_build(stacl_ctx *ctx);
+/* Loads ctx->program from a program binary file (program_binary.c): stacl's
+ * own format (stacl build-binary, docs/file-formats.md) or a raw device
+ * binary; checks the device and the kernels. */
+stacl_status stacl_program_load_binary(stacl_ctx *ctx, const char *path);
+/* Writes ctx->program's device binary in stacl's format, atomically. */
+stacl_status stacl_program_save_binary(const stacl_ctx *ctx, const char *path);
+/* Creates the kernels of ctx->program and sizes the reductions. With
+ * binary_path (a program loaded from that file), only the adapter's kernels
+ * are required (a missing one is named); other missing kernels stay NULL. */
+stacl_status stacl_program_kernels(stacl_ctx *ctx, const char *binary_path);
+/* Kernel k's name; the build options; the hash of the embedded sources. */
+const char *stacl_kernel_name(int k);
+const char *stacl_program_options(void);
+uint64_t stacl_kernel_source_hash(void);
 void stacl_program_release(stacl_ctx *ctx);
 /* Builds a program from sources for ctx's device; on failure returns
  * STACL_ERR_BUILD with the build log in the message. */

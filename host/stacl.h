@@ -67,6 +67,18 @@ stacl_status stacl_select_device(const char *selector, int *index);
 
 typedef struct stacl_ctx stacl_ctx;
 stacl_status stacl_ctx_create(stacl_ctx **out, const char *device_selector);
+/* As stacl_ctx_create, with stacl's kernels loaded from a program binary
+ * file instead of built from source: one written by stacl_ctx_save_binary
+ * (`stacl build-binary`; its device and kernel sources are checked), or a
+ * raw device binary (a vendor's offline compiler output). Required for an
+ * accelerator (CL_DEVICE_TYPE_ACCELERATOR), where stacl_ctx_create cannot
+ * build. The binary must hold the adapter kernels (adapter_fc1,
+ * adapter_dwconv3d, adapter_fc2_residual; a missing one is named); an op
+ * whose kernel it lacks fails when run. Errors name the file and device. */
+stacl_status stacl_ctx_create_from_binary(stacl_ctx **out, const char *device_selector, const char *binary_path);
+/* Writes the context's program binary with stacl's header (device, kernel
+ * sources, checksum; docs/file-formats.md), atomically. */
+stacl_status stacl_ctx_save_binary(const stacl_ctx *ctx, const char *path);
 void stacl_ctx_free(stacl_ctx *ctx);
 const stacl_device_info *stacl_ctx_device(const stacl_ctx *ctx);
 
@@ -168,6 +180,15 @@ stacl_status stacl_adapter_load(stacl_adapter **out, stacl_model *model, const c
 stacl_status stacl_adapter_load_on(stacl_adapter **out, stacl_model *model, stacl_ctx *adapter_ctx,
                                    const char *path);
 void stacl_adapter_free(stacl_adapter *adapter);
+/* An adapter on another device than the backbone's: the residual stream's
+ * copies at each adapter are split into `chunks` pieces of whole frames,
+ * pipelined so that the copies of one piece overlap the copies and kernels
+ * of the next (docs/adapters.md, "Two devices"); 0 (the default) chooses
+ * from the stream's size, a count above the frames of a pass is that many.
+ * The results do not depend on it. No effect on a one-device adapter. */
+stacl_status stacl_adapter_set_transfer_chunks(stacl_adapter *adapter, int chunks);
+/* The chunk count a pass of `frames` frames uses (1 for a one-device adapter). */
+int stacl_adapter_transfer_chunks(const stacl_adapter *adapter, int frames);
 void stacl_adapter_get_info(const stacl_adapter *adapter, stacl_adapter_info *info);
 
 /* The adapted model on `clips` clips of `frames` frames each (pixels

@@ -12,6 +12,7 @@
 
 int cmd_devices(int argc, char **argv);
 int cmd_forward(int argc, char **argv);
+int cmd_build_binary(int argc, char **argv);
 int cmd_gen_model(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);

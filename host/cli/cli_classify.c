@@ -71,8 +71,24 @@ static int resolve_device(const char *command, const char *option, const char *s
     return CLI_EXIT_FAILURE;
 }
 
+/* One context: from the program binary when given. */
+static int open_ctx(const char *command, int index, const char *binary, stacl_ctx **out) {
+    char sel[16];
+    snprintf(sel, sizeof sel, "%d", index);
+    stacl_status st = binary ? stacl_ctx_create_from_binary(out, sel, binary) : stacl_ctx_create(out, sel);
+    if (st == STACL_OK) return 0;
+    if (binary) {
+        const char *msg = stacl_last_error();
+        if (*msg && strstr(msg, binary)) fprintf(stderr, "stacl %s: error: --adapter-binary: %s\n", command, msg);
+        else fprintf(stderr, "stacl %s: error: --adapter-binary %s: %s\n", command, binary,
+                     *msg ? msg : stacl_status_str(st));
+        return CLI_EXIT_FAILURE;
+    }
+    return cli_fail(command, st);
+}
+
 int cli_open_devices(const char *command, const char *device, const char *backbone_device,
-                     const char *adapter_device, stacl_ctx **bctx, stacl_ctx **actx) {
+                     const char *adapter_device, const char *adapter_binary, stacl_ctx **bctx, stacl_ctx **actx) {
     const char *bsel = backbone_device ? backbone_device : device;
     const char *asel = adapter_device ? adapter_device : device;
     int bi = 0, ai = 0, rc;
@@ -81,21 +97,19 @@ int cli_open_devices(const char *command, const char *device, const char *backbo
     if ((rc = resolve_device(command, backbone_device ? "--backbone-device" : "--device", bsel, &bi)) ||
         (rc = resolve_device(command, adapter_device ? "--adapter-device" : "--device", asel, &ai)))
         return rc;
-    char index[16];
-    snprintf(index, sizeof index, "%d", bi);
-    if ((st = stacl_ctx_create(bctx, index)) != STACL_OK) return cli_fail(command, st);
+    (void)st;
+    if ((rc = open_ctx(command, bi, ai == bi ? adapter_binary : NULL, bctx))) return rc;
     if (ai == bi) return 0;
-    snprintf(index, sizeof index, "%d", ai);
-    if ((st = stacl_ctx_create(actx, index)) != STACL_OK) return cli_fail(command, st);
-    return 0;
+    return open_ctx(command, ai, adapter_binary, actx);
 }
 
 int cli_open_adapter(const char *command, const char *device, const char *backbone_device,
-                     const char *adapter_device, const char *model_path, const char *adapter_path, int n_classes,
+                     const char *adapter_device, const char *adapter_binary, const char *model_path,
+                     const char *adapter_path, int n_classes,
                      const char *classes_path, stacl_ctx **ctx, stacl_ctx **actx, stacl_model **model,
                      stacl_adapter **adapter, stacl_adapter_info *info) {
     stacl_status st;
-    int rc = cli_open_devices(command, device, backbone_device, adapter_device, ctx, actx);
+    int rc = cli_open_devices(command, device, backbone_device, adapter_device, adapter_binary, ctx, actx);
     if (rc) return rc;
     if ((st = stacl_model_load(model, *ctx, model_path)) != STACL_OK ||
         (st = stacl_adapter_load_on(adapter, *model, *actx, adapter_path)) != STACL_OK)

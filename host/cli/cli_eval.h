@@ -49,21 +49,26 @@ void cli_softmax_add(const float *logits, int n, double weight, float *avg);
     "  --backbone-device D  the frozen backbone's device (default: --device)\n"                                    \
     "  --adapter-device D   the adapters' device (default: --device); when it differs from the\n"                  \
     "                       backbone's, the residual stream is copied to it and back around every\n"              \
-    "                       adapter (see docs/adapters.md, \"Two devices\")\n"
+    "                       adapter (see docs/adapters.md, \"Two devices\")\n"                           \
+    "  --adapter-binary FILE\n"                                                                               \
+    "                       the adapter device's kernels from a program binary ('stacl\n"                      \
+    "                       build-binary'; required for an accelerator device)\n"
 
 /* The contexts for a backbone and its adapters: --backbone-device and
  * --adapter-device, each defaulting to --device (then $STACL_DEVICE, the
  * default device). *actx is NULL when both resolve to the same device.
- * Returns an exit code (message printed, naming the option). */
+ * adapter_binary (--adapter-binary, may be NULL): the adapter device's
+ * program from that file (stacl_ctx_create_from_binary); on one device,
+ * that device's. Returns an exit code (message printed, naming the option). */
 int cli_open_devices(const char *command, const char *device, const char *backbone_device,
-                     const char *adapter_device, stacl_ctx **bctx, stacl_ctx **actx);
+                     const char *adapter_device, const char *adapter_binary, stacl_ctx **bctx, stacl_ctx **actx);
 
 /* The devices (cli_open_devices), the model and an ST-Adapter checkpoint
  * whose classifier head has exactly n_classes outputs (the classes file's;
  * classes_path names it in the error). *actx: the adapter's own device, or
  * NULL (free both). Returns an exit code (message printed). */
 int cli_open_adapter(const char *command, const char *device, const char *backbone_device,
-                     const char *adapter_device, const char *model_path, const char *adapter_path, int n_classes,
+                     const char *adapter_device, const char *adapter_binary, const char *model_path, const char *adapter_path, int n_classes,
                      const char *classes_path, stacl_ctx **ctx, stacl_ctx **actx, stacl_model **model,
                      stacl_adapter **adapter, stacl_adapter_info *info);
 

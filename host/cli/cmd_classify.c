@@ -13,7 +13,8 @@ static void usage(void) {
     printf("usage: stacl classify --model DIR --adapter CKPT --classes CLASSES.csv [--top-k 5] [--json]\n"
            "                      [--num-frames 8] [--sampling uniform|dense] [--sampling-rate 16]\n"
            "                      [--temporal-views 1] [--spatial-views 1|3] [--device D]\n"
-           "                      [--backbone-device D] [--adapter-device D] VIDEO...\n\n"
+           "                      [--backbone-device D] [--adapter-device D] [--adapter-binary FILE]\n"
+           "                      VIDEO...\n\n"
            "Classifies each VIDEO with an ST-Adapter checkpoint (adapters + classifier head fc.weight,\n"
            "fc.bias, e.g. 'stacl train' output) on the frozen CLIP --model: every test-time view\n"
            "(temporal x spatial, as 'stacl frames --views' lists them) runs through the adapted model,\n"
@@ -52,11 +53,11 @@ static cJSON *json_video(const char *path, const stacl_names *classes, const flo
 int cmd_classify(int argc, char **argv) {
     static const cli_opt opts[] = {{"--model", 1}, {"--adapter", 1}, {"--classes", 1}, {"--top-k", 1},
                                    {"--json", 0},  {"--device", 1},  {"--help", 0},    {"--backbone-device", 1},
-                                   {"--adapter-device", 1}, CLI_CLIP_OPTS};
+                                   {"--adapter-device", 1}, {"--adapter-binary", 1}, CLI_CLIP_OPTS};
     const int n_opts = (int)(sizeof opts / sizeof opts[0]);
     cli_args a = {argc, argv, 1, "classify", 0};
     const char *model_path = NULL, *adapter_path = NULL, *classes_path = NULL, *device = NULL, *value;
-    const char *backbone_device = NULL, *adapter_device = NULL;
+    const char *backbone_device = NULL, *adapter_device = NULL, *adapter_binary = NULL;
     stacl_clip_spec spec = stacl_clip_spec_default();
     int top_k = 5, json = 0, k, n_videos = 0, rc = 0;
     const char **videos = calloc((size_t)argc + 1, sizeof *videos);
@@ -80,6 +81,7 @@ int cmd_classify(int argc, char **argv) {
             case 6: usage(); free(videos); return 0;
             case 7: backbone_device = value; break;
             case 8: adapter_device = value; break;
+            case 9: adapter_binary = value; break;
             }
         }
         if (!ok) { k = -2; break; }
@@ -102,8 +104,8 @@ int cmd_classify(int argc, char **argv) {
     }
     if (n_videos == 0) { rc = cli_usage_error("classify", "no VIDEO given"); goto done; }
     if ((st = stacl_class_names_load(classes_path, &classes)) != STACL_OK) { rc = cli_fail("classify", st); goto done; }
-    rc = cli_open_adapter("classify", device, backbone_device, adapter_device, model_path, adapter_path, classes.n,
-                          classes_path, &ctx, &actx, &model, &ad, &ai);
+    rc = cli_open_adapter("classify", device, backbone_device, adapter_device, adapter_binary, model_path,
+                          adapter_path, classes.n, classes_path, &ctx, &actx, &model, &ad, &ai);
     if (rc) goto done;
     const int C = classes.n, T = spec.num_frames, S = stacl_model_vision_config(model)->image_size;
     const int views = stacl_clip_num_views(&spec), shown = top_k < C ? top_k : C;

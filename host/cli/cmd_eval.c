@@ -16,7 +16,7 @@ static void usage(void) {
            "       common:    [--num-frames 8] [--sampling uniform|dense] [--sampling-rate 16]\n"
            "                  [--temporal-views 1] [--spatial-views 1|3] [--workers 2] [--per-class]\n"
            "                  [--json OUT.json] [--confusion OUT.csv] [--probs OUT.npy] [--device D]\n"
-           "       --adapter: [--backbone-device D] [--adapter-device D]\n\n"
+           "       --adapter: [--backbone-device D] [--adapter-device D] [--adapter-binary FILE]\n\n"
            "Accuracy on the videos of LIST ('path,label' CSV or 'path label' lines; labels are class\n"
            "names from CLASSES.csv or integer ids into it). Each video's views (temporal x spatial, as\n"
            "'stacl frames --views' lists them) are classified one by one and the class probabilities\n"
@@ -67,7 +67,7 @@ static stacl_status zs_score(void *user, stacl_state *state, const float *pixels
 
 typedef struct eval_opts {
     const char *model, *adapter, *classes, *list, *templates, *descriptions, *vocab, *device;
-    const char *backbone_device, *adapter_device; /* --adapter only */
+    const char *backbone_device, *adapter_device, *adapter_binary; /* --adapter only */
     int no_cache, workers;
     stacl_clip_spec spec;
     cli_eval_outputs out;
@@ -133,8 +133,8 @@ static int eval_adapter(const eval_opts *e, const stacl_names *classes, const st
     stacl_adapter_info ai;
     cli_eval_result r = {0};
     cli_adapter_scorer a = {0};
-    int rc = cli_open_adapter("eval", e->device, e->backbone_device, e->adapter_device, e->model, e->adapter,
-                              classes->n, e->classes, &ctx, &actx, &model, &ad, &ai);
+    int rc = cli_open_adapter("eval", e->device, e->backbone_device, e->adapter_device, e->adapter_binary, e->model,
+                              e->adapter, classes->n, e->classes, &ctx, &actx, &model, &ad, &ai);
     if (rc) goto done;
     a.ad = ad;
     a.classes = ai.classes;
@@ -163,7 +163,8 @@ int cmd_eval(int argc, char **argv) {
                                    {"--list", 1},      {"--templates", 1}, {"--descriptions", 1}, {"--vocab", 1},
                                    {"--no-cache", 0},  {"--workers", 1},   {"--per-class", 0},    {"--json", 1},
                                    {"--confusion", 1}, {"--probs", 1},     {"--device", 1},       {"--help", 0},
-                                   {"--backbone-device", 1}, {"--adapter-device", 1}, CLI_CLIP_OPTS};
+                                   {"--backbone-device", 1}, {"--adapter-device", 1}, {"--adapter-binary", 1},
+                                   CLI_CLIP_OPTS};
     const int n_opts = (int)(sizeof opts / sizeof opts[0]);
     cli_args a = {argc, argv, 1, "eval", 0};
     eval_opts e = {.workers = 2, .spec = stacl_clip_spec_default()};
@@ -192,6 +193,7 @@ int cmd_eval(int argc, char **argv) {
         case 15: usage(); return 0;
         case 16: e.backbone_device = value; break;
         case 17: e.adapter_device = value; break;
+        case 18: e.adapter_binary = value; break;
         }
     }
     if (k == -2) return CLI_EXIT_USAGE;
@@ -200,8 +202,8 @@ int cmd_eval(int argc, char **argv) {
                                                 : "say what to evaluate: --adapter CKPT or --zeroshot");
     if (e.adapter && (e.templates || e.descriptions || e.vocab || e.no_cache))
         return cli_usage_error("eval", "--templates, --descriptions, --vocab and --no-cache go with --zeroshot");
-    if (zeroshot && (e.backbone_device || e.adapter_device))
-        return cli_usage_error("eval", "--backbone-device and --adapter-device go with --adapter");
+    if (zeroshot && (e.backbone_device || e.adapter_device || e.adapter_binary))
+        return cli_usage_error("eval", "--backbone-device, --adapter-device and --adapter-binary go with --adapter");
     if (!e.model || !e.classes || !e.list) return cli_usage_error("eval", "--model, --classes and --list are required");
     if (!cli_eval_check_outputs("eval", &e.out)) return CLI_EXIT_FAILURE;
 

@@ -11,6 +11,7 @@
 static void usage(void) {
     printf("usage: stacl forward --model PATH [--adapter CKPT] --input X.npy --out Y.npy [--tokens]\n"
            "                     [--device D] [--backbone-device D --adapter-device D]\n"
+           "                     [--adapter-binary FILE] [--transfer-chunks N]\n"
            "                     [--warmup N] [--profile] [--quiet]\n\n"
            "Runs the frozen CLIP vision tower on frames that are already normalized, or with\n"
            "--adapter the ST-Adapter video classifier built on it.\n\n"
@@ -31,6 +32,12 @@ static void usage(void) {
            "                 another (each defaults to --device); the residual stream is copied\n"
            "                 between them around every adapter, the copies' time is printed\n"
            "                 (op 'transfer' with --profile); see docs/adapters.md\n"
+           "  --adapter-binary FILE\n"
+           "                 with --adapter: the adapter device's kernels from a program binary\n"
+           "                 ('stacl build-binary'), required for an accelerator device\n"
+           "  --transfer-chunks N\n"
+           "                 two devices: pipeline each adapter's copies in N chunks of frames\n"
+           "                 (default 0: chosen from the size; 1: no overlap)\n"
            "  --warmup N     untimed passes over the first clip before timing (default 0); the\n"
            "                 first pass on a fresh machine includes kernel compilation\n"
            "  --profile      print device time per op (OpenCL event profiling)\n"
@@ -112,8 +119,9 @@ static int forward_clips(stacl_model *model, const stacl_adapter *ad, const floa
                wall[clips / 2], dev[clips / 2], clips, clips > 1 ? "s" : "");
         if (copies) {
             qsort(xfer, (size_t)clips, sizeof *xfer, cli_compare_double);
-            printf("transfer between devices: %.2f ms per clip (%d copies; part of the device time)\n",
-                   xfer[clips / 2], copies);
+            printf("transfer between devices: %.2f ms per clip (%d copies, %d chunk%s per adapter; part of the "
+                   "device time)\n", xfer[clips / 2], copies, stacl_adapter_transfer_chunks(ad, frames),
+                   stacl_adapter_transfer_chunks(ad, frames) > 1 ? "s" : "");
         }
     }
 done:
@@ -133,11 +141,11 @@ int cmd_forward(int argc, char **argv) {
     static const cli_opt opts[] = {{"--model", 1},   {"--input", 1},   {"--out", 1},    {"--tokens", 0},
                                    {"--device", 1},  {"--warmup", 1},  {"--profile", 0}, {"--quiet", 0},
                                    {"--help", 0},    {"--adapter", 1}, {"--backbone-device", 1},
-                                   {"--adapter-device", 1}};
+                                   {"--adapter-device", 1}, {"--adapter-binary", 1}, {"--transfer-chunks", 1}};
     cli_args a = {argc, argv, 1, "forward", 0};
     const char *model_path = NULL, *input = NULL, *out_path = NULL, *device = NULL, *adapter_path = NULL, *value;
-    const char *backbone_device = NULL, *adapter_device = NULL;
-    int tokens = 0, warmup = 0, profile = 0, quiet = 0, k;
+    const char *backbone_device = NULL, *adapter_device = NULL, *adapter_binary = NULL;
+    int tokens = 0, warmup = 0, profile = 0, quiet = 0, chunks = -1, k;
     while ((k = cli_next(&a, opts, (int)(sizeof opts / sizeof opts[0]), &value)) >= 0) {
         switch (k) {
         case 0: model_path = value; break;
@@ -152,13 +160,17 @@ int cmd_forward(int argc, char **argv) {
         case 9: adapter_path = value; break;
         case 10: backbone_device = value; break;
         case 11: adapter_device = value; break;
+        case 12: adapter_binary = value; break;
+        case 13: if (!cli_int("forward", "--transfer-chunks", value, 0, 4096, &chunks)) return CLI_EXIT_USAGE; break;
         }
     }
     if (k == -2) return CLI_EXIT_USAGE;
     if (!model_path || !input || !out_path)
         return cli_usage_error("forward", "--model, --input and --out are required");
-    if (adapter_device && !adapter_path)
-        return cli_usage_error("forward", "--adapter-device goes with --adapter");
+    if ((adapter_device || adapter_binary || chunks >= 0) && !adapter_path)
+        return cli_usage_error("forward", "%s goes with --adapter", adapter_device   ? "--adapter-device"
+                                                                    : adapter_binary ? "--adapter-binary"
+                                                                                     : "--transfer-chunks");
     if (!cli_check_writable("forward", out_path)) return CLI_EXIT_FAILURE;
 
     stacl_npy x = {0};
@@ -178,7 +190,8 @@ int cmd_forward(int argc, char **argv) {
     }
     /* Without --adapter, no second device: the adapters' follows the backbone's. */
     if (!adapter_path) adapter_device = backbone_device ? backbone_device : device;
-    if ((rc = cli_open_devices("forward", device, backbone_device, adapter_device, &ctx, &actx))) goto done;
+    if ((rc = cli_open_devices("forward", device, backbone_device, adapter_device, adapter_binary, &ctx, &actx)))
+        goto done;
     if ((st = stacl_model_load(&model, ctx, model_path)) != STACL_OK) { rc = cli_fail("forward", st); goto done; }
     if (adapter_path) {
         if ((st = stacl_adapter_load_on(&ad, model, actx, adapter_path)) != STACL_OK) {
@@ -186,6 +199,10 @@ int cmd_forward(int argc, char **argv) {
             goto done;
         }
         stacl_adapter_get_info(ad, &ai);
+        if (chunks >= 0 && (st = stacl_adapter_set_transfer_chunks(ad, chunks)) != STACL_OK) {
+            rc = cli_fail("forward", st);
+            goto done;
+        }
         if (!ai.classes && !tokens) {
             fprintf(stderr, "stacl forward: error: %s has no classifier head (fc.weight, fc.bias): only --tokens "
                     "can be written\n", adapter_path);

@@ -31,6 +31,7 @@ static const command commands[] = {
     {"check-dataset", cmd_check_dataset, "decode a dataset list as evaluation would; report what would be skipped"},
     {"demo", cmd_demo, "forward pass of an embedded default model on a synthetic clip, with timing"},
     {"tune", cmd_tune, "search CLBlast GEMM parameters for a device (verified) and cache them"},
+    {"build-binary", cmd_build_binary, "build stacl's kernels for a device and write the program binary (--adapter-binary)"},
 };
 #define N_COMMANDS (int)(sizeof commands / sizeof commands[0])
 

@@ -3,8 +3,9 @@
  * forward --backbone-device --adapter-device`). ctest runs it with
  * POCL_DEVICES="pthread pthread": two identical PoCL CPU devices, so the
  * same kernels run on the same device type and the logits and tokens must be
- * bit-identical to the single-device run. Also: the copies are reported as
- * op "transfer", a head-only / same-device load takes no copies, training
+ * bit-identical to the single-device run, whatever the number of chunks the
+ * copies are pipelined in. Also: the copies are reported as op
+ * "transfer", a head-only / same-device load takes no copies, training
  * refuses a remote adapter, and the CLI's errors. Skipped when no two
  * devices with the same name and platform exist. */
 #include <stdarg.h>
@@ -18,6 +19,7 @@
 #include <string.h>
 
 #include "npy.h"
+#include "runtime.h"
 #include "stacl.h"
 #include "test_util.h"
 
@@ -131,21 +133,35 @@ static void check_case(const char *name) {
         assert_int_equal(launches, -1);
         assert_memory_equal(a_all, b_all, n_all * sizeof *a_all);
 
-        memset(b_all, 0xff, n_all * sizeof *b_all);
-        memset(b_one, 0xff, n_one * sizeof *b_one);
-        run_all(s, remote, &input, kind, b_all, b_one);
-        /* The last pass (one clip): 4 copies per adapter (read + write each
-         * way), timed by OpenCL events on both queues. */
-        double ms = op_time(s, "transfer", &launches);
-        printf("%s %s: transfer %.3f ms in %d copies (%d adapters), device total %.3f ms\n", name,
-               k ? "tokens" : "logits", ms, launches, sites, stacl_state_last_device_ms(s));
-        assert_int_equal(launches, 4 * sites);
-        assert_true(ms > 0.0);
-        op_time(s, "adapter_fc1", &launches);
-        assert_int_equal(launches, sites); /* the adapter device's ops are in the state's times */
-        /* Bit-identical: same kernels, same device type. */
-        assert_memory_equal(a_all, b_all, n_all * sizeof *a_all);
-        assert_memory_equal(a_one, b_one, n_one * sizeof *a_one);
+        /* The copies in 1 chunk (the plain chain), several (uneven: 4 and 5
+         * chunks of 6 frames), more chunks than frames (9: as many as
+         * frames), and the automatic count (0): all bit-identical. */
+        static const int chunk_counts[] = {1, 2, 4, 5, 9, 0};
+        for (size_t ci = 0; ci < sizeof chunk_counts / sizeof chunk_counts[0]; ci++) {
+            assert_int_equal(stacl_adapter_set_transfer_chunks(remote, chunk_counts[ci]), STACL_OK);
+            const int chunks = stacl_adapter_transfer_chunks(remote, frames);
+            if (chunk_counts[ci]) assert_int_equal(chunks, chunk_counts[ci] < frames ? chunk_counts[ci] : frames);
+            memset(b_all, 0xff, n_all * sizeof *b_all);
+            memset(b_one, 0xff, n_one * sizeof *b_one);
+            run_all(s, remote, &input, kind, b_all, b_one);
+            /* The last pass (one clip): 4 copies per adapter and chunk (read +
+             * write each way), timed by OpenCL events on both devices' queues. */
+            double ms = op_time(s, "transfer", &launches);
+            printf("%s %s, %d chunk(s) per clip: transfer %.3f ms in %d copies (%d adapters), device total %.3f ms\n",
+                   name, k ? "tokens" : "logits", chunks, ms, launches, sites, stacl_state_last_device_ms(s));
+            assert_int_equal(launches, 4 * sites * chunks);
+            assert_true(ms > 0.0);
+            op_time(s, "adapter_fc1", &launches);
+            assert_int_equal(launches, sites * chunks); /* the adapter device's ops are in the state's times */
+            op_time(s, "adapter_dwconv3d", &launches);
+            assert_int_equal(launches, sites); /* the conv mixes frames: once on all of them */
+            /* Bit-identical: same kernels, same device type. */
+            assert_memory_equal(a_all, b_all, n_all * sizeof *a_all);
+            assert_memory_equal(a_one, b_one, n_one * sizeof *a_one);
+        }
+        assert_int_equal(stacl_adapter_set_transfer_chunks(remote, -1), STACL_ERR_INVALID_ARG);
+        assert_int_equal(stacl_adapter_set_transfer_chunks(local, 3), STACL_OK); /* one device: nothing to split */
+        assert_int_equal(stacl_adapter_transfer_chunks(local, frames), 1);
 
         /* And right, not just equal: the float64 PyTorch golden. */
         snprintf(rel, sizeof rel, "adapter/%s/%s.npy", name, k ? "tokens" : "logits");
@@ -285,12 +301,144 @@ static void test_cli(void **state) {
     free(err);
 }
 
+/* Runs the CLI; expects exit code `want` and, when given, `needle` in its
+ * stderr (printed). */
+static void expect_cli(const char *const *argv_tail, int want, const char *needle) {
+    char *out = NULL, *err = NULL;
+    int code = run_cli(&out, &err, argv_tail);
+    if (code != want) fail_msg("exit %d (wanted %d): %s", code, want, err);
+    if (needle) {
+        printf("  ok (exit %d): %s", code, err);
+        if (!strstr(err, needle)) fail_msg("'%s' not in: %s", needle, err);
+    }
+    free(out);
+    free(err);
+}
+
+/* A file's bytes with a change: a prefix of `keep` bytes (0: all), and the
+ * byte at `flip` (when not 0) xor 0x55. */
+static void write_variant(const char *from, const char *to, size_t keep, size_t flip) {
+    size_t n = 0;
+    char *d = tu_read_file(from, &n);
+    assert_non_null(d);
+    if (keep && keep < n) n = keep;
+    if (flip && flip < n) d[flip] ^= 0x55;
+    assert_int_equal(tu_write_file(to, d, n), 0);
+    free(d);
+}
+
+/* --adapter-binary: `stacl build-binary` for the adapter device, the
+ * two-device forward from it (bit-identical), and the errors: truncated,
+ * corrupt, another device, other kernel sources, a raw binary the driver
+ * rejects, a raw binary without the adapter's kernels. */
+static void test_adapter_binary(void **state) {
+    (void)state;
+    SKIP_WITHOUT_TWO_DEVICES();
+    char model_dir[512], ckpt[512], input[512], one[512], two[512], bin[512], bad[512], sa[16], sb[16];
+    snprintf(model_dir, sizeof model_dir, "%s/models/hf", STACL_TEST_DATA);
+    snprintf(ckpt, sizeof ckpt, "%s/adapter/attn_mlp/adapter.safetensors", STACL_TEST_DATA);
+    snprintf(input, sizeof input, "%s/adapter/attn_mlp/input.npy", STACL_TEST_DATA);
+    snprintf(sa, sizeof sa, "%d", dev_a);
+    snprintf(sb, sizeof sb, "%d", dev_b);
+    TU_PATH(one, "bin_one.npy");
+    TU_PATH(two, "bin_two.npy");
+    TU_PATH(bin, "adapter.bin");
+    TU_PATH(bad, "bad.bin");
+
+    const char *help[] = {"build-binary", "--help", NULL};
+    expect_cli(help, 0, NULL);
+    const char *no_out[] = {"build-binary", "--device", sb, NULL};
+    expect_cli(no_out, 2, "-o FILE is required");
+    const char *build[] = {"build-binary", "--device", sb, "-o", bin, NULL};
+    expect_cli(build, 0, NULL);
+    size_t nbin = 0;
+    char *img = tu_read_file(bin, &nbin);
+    assert_non_null(img);
+    assert_memory_equal(img, "STACLPRG", 8);
+
+    const char *single[] = {"forward", "--model", model_dir, "--adapter", ckpt, "--input", input, "--out", one,
+                            "--device", sa, "--quiet", NULL};
+    expect_cli(single, 0, NULL);
+    /* From the binary, plain and in 2 chunks: the same .npy bytes. */
+    for (int chunked = 0; chunked < 2; chunked++) {
+        const char *dual[] = {"forward", "--model", model_dir, "--adapter", ckpt, "--input", input, "--out", two,
+                              "--device", sa, "--adapter-device", sb, "--adapter-binary", bin, "--quiet",
+                              chunked ? "--transfer-chunks" : NULL, "2", NULL};
+        expect_cli(dual, 0, NULL);
+        size_t na = 0, nb = 0;
+        char *a = tu_read_file(one, &na), *b = tu_read_file(two, &nb);
+        assert_true(a && b && na == nb);
+        assert_memory_equal(a, b, na);
+        free(a);
+        free(b);
+    }
+    /* The API: a context from the binary runs the adapter. */
+    stacl_ctx *bctx = NULL;
+    assert_int_equal(stacl_ctx_create_from_binary(&bctx, sb, bin), STACL_OK);
+    stacl_ctx_free(bctx);
+
+    const char *with_bad[] = {"forward", "--model", model_dir, "--adapter", ckpt, "--input", input, "--out", two,
+                              "--device", sa, "--adapter-device", sb, "--adapter-binary", bad, NULL};
+    /* Truncated: in the device binary, and inside the header. */
+    write_variant(bin, bad, nbin / 2, 0);
+    expect_cli(with_bad, 1, "is truncated");
+    write_variant(bin, bad, 10, 0);
+    expect_cli(with_bad, 1, "is truncated");
+    /* Corrupt: a flipped byte of the device binary. */
+    write_variant(bin, bad, 0, nbin - 1000);
+    expect_cli(with_bad, 1, "checksum does not match");
+    /* Another device: the header's device name changed. */
+    char *hd = strstr(img + 16, "device=");
+    assert_non_null(hd);
+    hd[7] ^= 0x20; /* the name's first letter, other case */
+    assert_int_equal(tu_write_file(bad, img, nbin), 0);
+    expect_cli(with_bad, 1, "was built for device");
+    hd[7] ^= 0x20;
+    char *hk = strstr(img + 16, "kernels=");
+    assert_non_null(hk);
+    hk[8] = hk[8] == '0' ? '1' : '0';
+    assert_int_equal(tu_write_file(bad, img, nbin), 0);
+    expect_cli(with_bad, 1, "holds other kernels");
+    /* Not stacl's format: a raw binary the driver rejects (named, with the device). */
+    assert_int_equal(tu_write_file(bad, "not a program binary, not at all", 32), 0);
+    expect_cli(with_bad, 1, "rejected the program binary");
+    /* A raw binary of a program without the adapter's kernels. */
+    stacl_ctx *c = NULL;
+    assert_int_equal(stacl_ctx_create(&c, sb), STACL_OK);
+    const char *src = "__kernel void adapter_fc1(__global float *x) { x[0] = 1.0f; }\n"
+                      "__kernel void something_else(__global float *x) { x[0] = 2.0f; }\n";
+    const size_t len = strlen(src);
+    cl_program prog = NULL;
+    assert_int_equal(stacl_program_from_source(c, &src, &len, 1, &prog), STACL_OK);
+    size_t size = 0;
+    assert_int_equal(clGetProgramInfo(prog, CL_PROGRAM_BINARY_SIZES, sizeof size, &size, NULL), CL_SUCCESS);
+    unsigned char *raw = malloc(size);
+    assert_non_null(raw);
+    unsigned char *bins[1] = {raw};
+    assert_int_equal(clGetProgramInfo(prog, CL_PROGRAM_BINARIES, sizeof bins, bins, NULL), CL_SUCCESS);
+    assert_int_equal(tu_write_file(bad, raw, size), 0);
+    free(raw);
+    clReleaseProgram(prog);
+    stacl_ctx_free(c);
+    expect_cli(with_bad, 1, "has no kernel 'adapter_dwconv3d'");
+    assert_int_equal(stacl_ctx_create_from_binary(&bctx, sb, bad), STACL_ERR_MISSING);
+    assert_null(bctx);
+    tu_expect_message("adapter_dwconv3d", NULL);
+    free(img);
+
+    /* --adapter-binary without --adapter: a usage error. */
+    const char *usage[] = {"forward", "--model", model_dir, "--input", input, "--out", two, "--adapter-binary", bin,
+                           NULL};
+    expect_cli(usage, 2, "--adapter-binary goes with --adapter");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_attn_mlp),
         cmocka_unit_test(test_mlp_all),
         cmocka_unit_test(test_training_refused),
         cmocka_unit_test(test_cli),
+        cmocka_unit_test(test_adapter_binary),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
