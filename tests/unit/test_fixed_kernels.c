@@ -15,6 +15,9 @@
  *     (hls/tb_adapter_fwd.cpp): the reference must reproduce them byte for
  *     byte and the OpenCL kernels must match them. STACL_FIXED_GOLDEN_OUT=DIR
  *     writes them instead (then commit DIR's files to tests/data/fixed).
+ * Every case that runs the NDRange kernels also runs the single-work-item
+ * kernel for older OpenCL FPGA SDKs (hls/adapter_fwd_swi.cl, built here from
+ * source, reqd_work_group_size(1,1,1)) and holds it to the same bits.
  * And the error of the fixed-point adapter (q8.8 activations, q4.12
  * weights) against the float adapter computed in double
  * (ref_adapter_forward_d), with the bound documented in docs/fpga.md. */
@@ -165,6 +168,92 @@ static void run_opencl(const fx_case *c, int16_t *h, int16_t *y, int16_t *out) {
     (void)F;
 }
 
+/* ---- the single-work-item kernel, hls/adapter_fwd_swi.cl ---- */
+
+static cl_program g_swi_program;
+static cl_kernel g_swi_kernel;
+
+/* Builds hls/adapter_fwd_swi.cl for g_ctx's device (once) and checks its
+ * compile-time work-group size. */
+static cl_kernel swi_kernel(void) {
+    if (g_swi_kernel) return g_swi_kernel;
+    const char *path = STACL_HLS_DIR "/adapter_fwd_swi.cl";
+    FILE *fp = fopen(path, "rb");
+    if (!fp) {
+        print_error("cannot open %s\n", path);
+        fail();
+    }
+    static char src[64 * 1024];
+    const size_t n = fread(src, 1, sizeof src - 1, fp);
+    assert_true(feof(fp)); /* the whole file fit */
+    fclose(fp);
+    src[n] = '\0';
+    const char *srcs[] = {src};
+    cl_int err;
+    g_swi_program = clCreateProgramWithSource(g_ctx->context, 1, srcs, NULL, &err);
+    CL_CHECK(err);
+    err = clBuildProgram(g_swi_program, 1, &g_ctx->device, "-cl-std=CL1.2", NULL, NULL);
+    if (err != CL_SUCCESS) {
+        static char log[16384];
+        clGetProgramBuildInfo(g_swi_program, g_ctx->device, CL_PROGRAM_BUILD_LOG, sizeof log - 1, log, NULL);
+        print_error("%s: build failed (%d):\n%s\n", path, (int)err, log);
+        fail();
+    }
+    g_swi_kernel = clCreateKernel(g_swi_program, "adapter_fwd_swi", &err);
+    CL_CHECK(err);
+    size_t wg[3] = {0, 0, 0};
+    CL_CHECK(clGetKernelWorkGroupInfo(g_swi_kernel, g_ctx->device, CL_KERNEL_COMPILE_WORK_GROUP_SIZE, sizeof wg, wg,
+                                      NULL));
+    assert_true(wg[0] == 1 && wg[1] == 1 && wg[2] == 1);
+    return g_swi_kernel;
+}
+
+/* Runs adapter_fwd_swi on c's inputs (x with a canary tail, h and y too) and
+ * downloads h, y and the updated x; returns the kernel's status word. When
+ * it is not 0 nothing may have been written. */
+static int run_swi_shape(const fx_case *c, const fx_shape *s, int16_t *h, int16_t *y, int16_t *out) {
+    const fx_shape *cs = &c->s;
+    const size_t NX = n_x(cs), NH = n_h(cs), K = n_k(cs);
+    qbuf xb = qbuf_new(NX + 3, 2), w1 = qbuf_new(cs->width * cs->aw, 2), b1 = qbuf_new(cs->aw, 4),
+         cwb = qbuf_new(cs->aw * K, 2), cbb = qbuf_new(cs->aw, 4), w2 = qbuf_new(cs->aw * cs->width, 2),
+         b2 = qbuf_new(cs->width, 4), hb = qbuf_new(NH + 2, 2), yb = qbuf_new(NH + 2, 2), st = qbuf_new(1, 4);
+    memcpy(xb.host, c->x, NX * 2);
+    memcpy(w1.host, c->w1t, cs->width * cs->aw * 2);
+    memcpy(b1.host, c->b1, cs->aw * 4);
+    memcpy(cwb.host, c->cw, cs->aw * K * 2);
+    memcpy(cbb.host, c->cb, cs->aw * 4);
+    memcpy(w2.host, c->w2t, cs->aw * cs->width * 2);
+    memcpy(b2.host, c->b2, cs->width * 4);
+    qbuf *all[] = {&xb, &w1, &b1, &cwb, &cbb, &w2, &b2, &hb, &yb, &st};
+    for (size_t i = 0; i < 10; i++) qbuf_upload(all[i]);
+    cl_kernel k = swi_kernel();
+    for (cl_uint i = 0; i < 10; i++) CL_CHECK(clSetKernelArg(k, i, sizeof(cl_mem), &all[i]->mem));
+    const cl_uint u[14] = {(cl_uint)s->clips, (cl_uint)s->T, (cl_uint)s->grid, (cl_uint)s->width, (cl_uint)s->aw,
+                           (cl_uint)s->kt, (cl_uint)s->kh, (cl_uint)s->kw, (cl_uint)c->f.frac_x,
+                           (cl_uint)c->f.frac_w1, (cl_uint)c->f.frac_h, (cl_uint)c->f.frac_wc,
+                           (cl_uint)c->f.frac_y, (cl_uint)c->f.frac_w2};
+    for (cl_uint i = 0; i < 14; i++) CL_CHECK(clSetKernelArg(k, 10 + i, sizeof(cl_uint), &u[i]));
+    const size_t one = 1;
+    CL_CHECK(clEnqueueNDRangeKernel(g_ctx->queue, k, 1, NULL, &one, &one, 0, NULL, NULL));
+    for (size_t i = 0; i < 10; i++) qbuf_download(all[i]);
+    const int status = ((int32_t *)st.host)[0];
+    for (size_t i = 1; i < 7; i++) expect_untouched("swi weights/biases", all[i], 0, 0, 0, 0);
+    if (status == 0) {
+        memcpy(h, hb.host, NH * 2);
+        memcpy(y, yb.host, NH * 2);
+        memcpy(out, xb.host, NX * 2);
+        expect_untouched("swi h (tail)", &hb, 0, NH, 0, 0);
+        expect_untouched("swi y (tail)", &yb, 0, NH, 0, 0);
+        expect_untouched("swi x (tail, class rows)", &xb, 0, NX, cs->width, cs->grid * cs->grid + 1);
+    } else {
+        expect_untouched("swi x (unsupported)", &xb, 0, 0, 0, 0);
+        expect_untouched("swi h (unsupported)", &hb, 0, 0, 0, 0);
+        expect_untouched("swi y (unsupported)", &yb, 0, 0, 0, 0);
+    }
+    for (size_t i = 0; i < 10; i++) qbuf_free(all[i]);
+    return status;
+}
+
 /* Runs c through OpenCL and compares every stage with c's h, y, out. */
 static void expect_opencl_matches(const char *what, const fx_case *c) {
     const size_t NX = n_x(&c->s), NH = n_h(&c->s);
@@ -177,6 +266,16 @@ static void expect_opencl_matches(const char *what, const fx_case *c) {
     snprintf(w, sizeof w, "%s: adapter_dwconv3d_q", what);
     expect_equal16(w, y, c->y, NH);
     snprintf(w, sizeof w, "%s: adapter_fc2_residual_q", what);
+    expect_equal16(w, out, c->out, NX);
+    memset(h, 0, NH * 2);
+    memset(y, 0, NH * 2);
+    memset(out, 0, NX * 2);
+    assert_int_equal(run_swi_shape(c, &c->s, h, y, out), 0);
+    snprintf(w, sizeof w, "%s: adapter_fwd_swi h", what);
+    expect_equal16(w, h, c->h, NH);
+    snprintf(w, sizeof w, "%s: adapter_fwd_swi y", what);
+    expect_equal16(w, y, c->y, NH);
+    snprintf(w, sizeof w, "%s: adapter_fwd_swi x", what);
     expect_equal16(w, out, c->out, NX);
     free(h); free(y); free(out);
 }
@@ -545,6 +644,45 @@ static void test_error_vs_float(void **state) {
 }
 
 /* The launchers refuse a bad format before launching anything. */
+/* The single-work-item kernel refuses what it does not support (status 1)
+ * and writes nothing. */
+static void test_swi_unsupported(void **state) {
+    (void)state;
+    fx_case c = new_case((fx_shape){1, 3, 2, 9, 4, 3, 1, 1}, STACL_FX_FORMAT_DEFAULT);
+    fill_random(&c, 99, (fx_mag){4096, 2048, 1 << 20});
+    fx_case_run_reference(&c);
+    const size_t NX = n_x(&c.s), NH = n_h(&c.s);
+    int16_t *h = malloc(NH * 2), *y = malloc(NH * 2), *out = malloc(NX * 2);
+    assert_non_null(h); assert_non_null(y); assert_non_null(out);
+    assert_int_equal(run_swi_shape(&c, &c.s, h, y, out), 0); /* the shape itself runs */
+    expect_equal16("swi baseline", out, c.out, NX);
+    const fx_shape bad[] = {
+        {1, 3, 2, 9, 4, 2, 1, 1},    /* even temporal kernel */
+        {1, 3, 2, 9, 4, 3, 1, 4},    /* even spatial kernel */
+        {1, 3, 2, 2000, 4, 3, 1, 1}, /* width beyond SWI_MAX_W */
+        {1, 3, 2, 9, 600, 3, 1, 1},  /* adapter width beyond SWI_MAX_A */
+        {1, 3, 2, 0, 4, 3, 1, 1},    /* empty */
+        {0, 3, 2, 9, 4, 3, 1, 1},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) assert_int_equal(run_swi_shape(&c, &bad[i], h, y, out), 1);
+    const stacl_fx_format bad_f[] = {
+        {8, 12, 8, 12, 8, 12 + 4}, /* frac 16 */
+        {8, 2, 12, 12, 8, 12},     /* fc1 shift < 0 */
+        {8, 12, 0, 2, 8, 12},      /* conv shift < 0 */
+        {15, 12, 8, 12, 8, 4},     /* fc2 shift < 0 */
+    };
+    const stacl_fx_format good = c.f;
+    for (size_t i = 0; i < sizeof bad_f / sizeof bad_f[0]; i++) {
+        c.f = bad_f[i];
+        assert_int_equal(run_swi_shape(&c, &c.s, h, y, out), 1);
+    }
+    c.f = good;
+    printf("    adapter_fwd_swi: %zu unsupported shapes and %zu formats refused, nothing written\n",
+           sizeof bad / sizeof bad[0], sizeof bad_f / sizeof bad_f[0]);
+    free(h); free(y); free(out);
+    fx_case_free(&c);
+}
+
 static void test_bad_format(void **state) {
     (void)state;
     const stacl_fx_format bad = {8, 12, 21, 12, 8, 12};
@@ -561,12 +699,18 @@ static int group_setup(void **state) {
     return cl_test_ctx_create();
 }
 
+static int group_teardown(void **state) {
+    if (g_swi_kernel) clReleaseKernel(g_swi_kernel);
+    if (g_swi_program) clReleaseProgram(g_swi_program);
+    return cl_test_group_teardown(state);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_scalar_helpers),     cmocka_unit_test(test_edge_bias_rounding),
         cmocka_unit_test(test_edge_products),      cmocka_unit_test(test_random_shapes),
         cmocka_unit_test(test_goldens),            cmocka_unit_test(test_error_vs_float),
-        cmocka_unit_test(test_bad_format),
+        cmocka_unit_test(test_swi_unsupported),    cmocka_unit_test(test_bad_format),
     };
-    return cmocka_run_group_tests(tests, group_setup, cl_test_group_teardown);
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
