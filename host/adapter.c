@@ -17,7 +17,6 @@
 #define SITE_ATTN "adapter_pre_attn"
 #define SITE_MLP "adapter_pre_mlp"
 
-static stacl_status read_params(const stacl_adapter *ad, float *host);
 
 /* The name without an optional "visual." prefix (a full CLIP state dict). */
 static const char *strip_prefix(const char *name) {
@@ -309,8 +308,6 @@ stacl_status stacl_adapter_load_on(stacl_adapter **out, stacl_model *model, stac
     host = malloc((ad->total ? ad->total : 1) * sizeof *host);
     if (!host) FAIL(STACL_ERR_OUT_OF_MEMORY, "out of host memory for %zu adapter parameters", ad->total);
     if (stacl_fx_is_checkpoint(f)) {
-        if (stacl_adapter_is_remote(ad))
-            FAIL(STACL_ERR_UNSUPPORTED, "%s: fixed-point adapters run on the backbone's device only (for now)", path);
         TRY(stacl_fx_read_checkpoint(ad, f, host));
     } else {
         TRY(stacl_adapter_read_host(ad, f, "", host));
@@ -402,7 +399,7 @@ stacl_status stacl_adapter_save(const stacl_adapter *adapter, const char *path) 
     if (!adapter || !path) return stacl_fail(STACL_ERR_INVALID_ARG, "stacl_adapter_save: NULL argument");
     host = malloc((adapter->total ? adapter->total : 1) * sizeof *host);
     if (!host) FAIL(STACL_ERR_OUT_OF_MEMORY, "out of host memory");
-    TRY(read_params(adapter, host));
+    TRY(stacl_adapter_read_params(adapter, host));
     if (adapter->fx) {
         TRY(stacl_fx_write_checkpoint(adapter, host, path));
         goto cleanup;
@@ -414,11 +411,18 @@ cleanup:
     return st;
 }
 
-static stacl_status read_params(const stacl_adapter *ad, float *host) {
+stacl_status stacl_adapter_read_params(const stacl_adapter *ad, float *host) {
     stacl_ctx *ctx = ad->ctx;
     if (!ad->total) return STACL_OK;
     cl_int err = clEnqueueReadBuffer(ctx->queue, ad->params, CL_TRUE, 0, ad->total * sizeof(float), host, 0, NULL, NULL);
     return err == CL_SUCCESS ? STACL_OK : stacl_cl_fail(ctx, err, "reading the adapter parameters");
+}
+
+stacl_status stacl_adapter_write_params(stacl_adapter *ad, const float *host) {
+    stacl_ctx *ctx = ad->ctx;
+    if (!ad->total) return STACL_OK;
+    cl_int err = clEnqueueWriteBuffer(ctx->queue, ad->params, CL_TRUE, 0, ad->total * sizeof(float), host, 0, NULL, NULL);
+    return err == CL_SUCCESS ? STACL_OK : stacl_cl_fail(ctx, err, "updating the adapter parameters");
 }
 
 static stacl_status refuse_remote(const stacl_adapter *ad) {
@@ -429,15 +433,12 @@ static stacl_status refuse_remote(const stacl_adapter *ad) {
 
 stacl_status stacl_adapter_download(const stacl_adapter *ad, float *host) {
     if (stacl_adapter_is_remote(ad)) return refuse_remote(ad);
-    return read_params(ad, host);
+    return stacl_adapter_read_params(ad, host);
 }
 
 stacl_status stacl_adapter_upload(stacl_adapter *ad, const float *host) {
-    stacl_ctx *ctx = ad->ctx;
     if (stacl_adapter_is_remote(ad)) return refuse_remote(ad);
-    if (!ad->total) return STACL_OK;
-    cl_int err = clEnqueueWriteBuffer(ctx->queue, ad->params, CL_TRUE, 0, ad->total * sizeof(float), host, 0, NULL, NULL);
-    return err == CL_SUCCESS ? STACL_OK : stacl_cl_fail(ctx, err, "updating the adapter parameters");
+    return stacl_adapter_write_params(ad, host);
 }
 
 void stacl_adapter_free(stacl_adapter *adapter) {

@@ -37,6 +37,14 @@ struct stacl_adapter {
 /* Whether the adapter's parameters live on another device than the
  * backbone's (stacl_adapter_load_on with another ctx). */
 static inline int stacl_adapter_is_remote(const stacl_adapter *ad) { return ad->ctx != ad->model->ctx; }
+
+/* The whole parameter buffer (adapter sites and head, ad->total floats) on
+ * the adapter's own device, to or from the host, blocking; unlike the
+ * training API (stacl_adapter_download/upload) also for a remote adapter:
+ * callers that change the head must also update the backbone device's head
+ * copy. */
+stacl_status stacl_adapter_read_params(const stacl_adapter *ad, float *host);
+stacl_status stacl_adapter_write_params(stacl_adapter *ad, const float *host);
 /* The head's fc weight and bias as the backbone's device holds them:
  * the parameter buffer itself, or the head copy of a remote adapter. */
 void stacl_adapter_head_on_backbone(const stacl_adapter *ad, cl_mem *buf, size_t *fc_w, size_t *fc_b);

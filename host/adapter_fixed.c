@@ -441,20 +441,18 @@ stacl_status stacl_adapter_set_fixed_point(stacl_adapter *ad, const char *format
     if (!ad || !format) return stacl_fail(STACL_ERR_INVALID_ARG, "stacl_adapter_set_fixed_point: NULL argument");
     TRY(stacl_adapter_fixed_format_check(format));
     TRY(stacl_fx_parse(format, &kind, &frac_w, &frac_act));
-    if (stacl_adapter_is_remote(ad))
-        FAIL(STACL_ERR_UNSUPPORTED, "fixed-point adapters run on the backbone's device only (for now)");
     if (ad->info.n_pre_attn + ad->info.n_pre_mlp == 0)
         FAIL(STACL_ERR_INVALID_ARG, "fixed point: the adapter has no adapter sites (a head only stays float)");
     host = malloc((ad->total ? ad->total : 1) * sizeof *host);
     if (!host) FAIL(STACL_ERR_OUT_OF_MEMORY, "out of host memory");
-    TRY(stacl_adapter_download(ad, host));
+    TRY(stacl_adapter_read_params(ad, host));
     TRY(fx_alloc(ad));
     ad->fx->kind = kind;
     ad->fx->frac_w = frac_w;
     ad->fx->frac_act = frac_act;
     snprintf(ad->fx->name, sizeof ad->fx->name, "%s", format);
     TRY(stacl_fx_quantize_params(ad, host, NULL, host));
-    TRY(stacl_adapter_upload(ad, host)); /* the float buffer mirrors the integer values */
+    TRY(stacl_adapter_write_params(ad, host)); /* the float buffer mirrors the integer values (the head stays) */
 cleanup:
     free(host);
     return st;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "adapter.h"
+#include "adapter_fixed.h"
 #include "ops.h"
 
 /* Automatic chunk count: 1 when either device is a CPU device (its copies
@@ -37,6 +38,7 @@ struct adapter_remote {
     cl_mem pinned[2]; /* the buffer stage[i] maps, or NULL (malloc'd) */
     cl_event pending[2]; /* the last pass's last write-backs (may still read stage), or NULL */
     int chunks;          /* requested chunk count; 0: automatic */
+    int fixed;           /* ws has the fixed-point adapter's xq region */
 };
 
 /* Waits for the write-backs that may still read the staging buffers. */
@@ -100,11 +102,14 @@ static stacl_status remote_reserve(stacl_adapter *ad, size_t F) {
             return stacl_cl_fail(ad->ctx, err, "creating the adapter device's copy queue");
         }
     }
-    if (r->frames >= F) return STACL_OK;
+    if (r->frames >= F && r->fixed == (ad->fx != NULL)) return STACL_OK;
     wait_pending(r);
     const stacl_vision_config *c = &ad->model->cfg;
     const size_t L = (size_t)stacl_vision_tokens(c), W = (size_t)c->width, A = (size_t)ad->info.width;
-    const size_t floats = F * L * W + 2 * F * (L - 1) * A;
+    /* x, h, y; a fixed-point adapter also quantizes x's patch rows to int16
+     * after y, in x's layout (xq [F, L, W], half as many floats). */
+    if (r->frames > F) F = r->frames; /* here for the xq region: keep the capacity */
+    const size_t floats = F * L * W + 2 * F * (L - 1) * A + (ad->fx ? (F * L * W + 1) / 2 : 0);
     if (r->ws) clReleaseMemObject(r->ws);
     r->ws = NULL;
     r->frames = 0;
@@ -116,6 +121,7 @@ static stacl_status remote_reserve(stacl_adapter *ad, size_t F) {
     TRY(stacl_device_buffer(ad->ctx, floats * sizeof(float), CL_MEM_READ_WRITE, NULL, what,
                             "use fewer frames per pass", &r->ws));
     r->frames = F;
+    r->fixed = ad->fx != NULL;
 cleanup:
     return st;
 }
@@ -191,7 +197,9 @@ static void record_transfer(stacl_ctx *ctx, cl_event ev) {
  * into the staging buffers queue behind the write-backs there. n = 1 is the
  * plain blocking chain. The results do not depend on n: every output of
  * fc1/fc2 is summed by one work-item in a fixed order whatever the rows
- * around it. */
+ * around it. A fixed-point adapter moves its float residual stream the
+ * same way in one chunk and runs its integer site (quantize, fc1, conv,
+ * fc2 update) on the adapter device. */
 stacl_status stacl_adapter_run_site_remote(stacl_adapter *ad, const adapter_site *s, cl_mem ws, size_t x, size_t clips,
                                            size_t T) {
     stacl_status st = STACL_OK;
@@ -208,7 +216,7 @@ stacl_status stacl_adapter_run_site_remote(stacl_adapter *ad, const adapter_site
     struct adapter_remote *r = NULL;
     TRY(remote_reserve(ad, F));
     r = ad->remote;
-    n = stacl_adapter_transfer_chunks(ad, (int)F);
+    n = ad->fx ? 1 : stacl_adapter_transfer_chunks(ad, (int)F);
     for (int k = 0; k <= n; k++) f0[k] = (size_t)k * F / (size_t)n;
 #define CHUNK_OFF(k) (f0[k] * row)
 #define CHUNK_BYTES(k) ((f0[(k) + 1] - f0[k]) * row * sizeof(float))
@@ -224,8 +232,9 @@ stacl_status stacl_adapter_run_site_remote(stacl_adapter *ad, const adapter_site
                "copying the residual stream to the adapter device");
         CL_TRY(actx, clEnqueueBarrierWithWaitList(actx->queue, 1, &in_wr[k], NULL), "clEnqueueBarrierWithWaitList");
         const size_t fk = f0[k + 1] - f0[k];
-        TRY(stacl_op_adapter_fc1(actx, fk, P, W, A, r->ws, CHUNK_OFF(k), ad->params, s->fc1_w, s->fc1_b, r->ws,
-                                 hx + f0[k] * P * A));
+        if (!ad->fx)
+            TRY(stacl_op_adapter_fc1(actx, fk, P, W, A, r->ws, CHUNK_OFF(k), ad->params, s->fc1_w, s->fc1_b,
+                                     r->ws, hx + f0[k] * P * A));
         if (k + 1 < n) {
             if (k >= 1)
                 CL_TRY(actx, clWaitForEvents(1, &in_wr[k - 1]), "copying the residual stream to the adapter device");
@@ -234,13 +243,19 @@ stacl_status stacl_adapter_run_site_remote(stacl_adapter *ad, const adapter_site
                    "copying the residual stream to the host");
         }
     }
-    TRY(stacl_op_adapter_dwconv3d(actx, clips, T, (size_t)(c->image_size / c->patch), A, (size_t)kern[0],
-                                  (size_t)kern[1], (size_t)kern[2], r->ws, hx, ad->params, s->conv_w, s->conv_b,
-                                  r->ws, hy));
-    for (int k = 0; k < n; k++) {
-        TRY(stacl_op_adapter_fc2_residual(actx, f0[k + 1] - f0[k], P, W, A, r->ws, hy + f0[k] * P * A, ad->params,
-                                          s->fc2_w, s->fc2_b, r->ws, CHUNK_OFF(k)));
-        CL_TRY(actx, clEnqueueMarkerWithWaitList(actx->queue, 0, NULL, &fc2_done[k]), "clEnqueueMarkerWithWaitList");
+    if (ad->fx) {
+        TRY(stacl_fx_run_site(ad, s, r->ws, 0, hx, hy, hy + F * P * A, clips, T));
+        CL_TRY(actx, clEnqueueMarkerWithWaitList(actx->queue, 0, NULL, &fc2_done[0]), "clEnqueueMarkerWithWaitList");
+    } else {
+        TRY(stacl_op_adapter_dwconv3d(actx, clips, T, (size_t)(c->image_size / c->patch), A, (size_t)kern[0],
+                                      (size_t)kern[1], (size_t)kern[2], r->ws, hx, ad->params, s->conv_w, s->conv_b,
+                                      r->ws, hy));
+        for (int k = 0; k < n; k++) {
+            TRY(stacl_op_adapter_fc2_residual(actx, f0[k + 1] - f0[k], P, W, A, r->ws, hy + f0[k] * P * A,
+                                              ad->params, s->fc2_w, s->fc2_b, r->ws, CHUNK_OFF(k)));
+            CL_TRY(actx, clEnqueueMarkerWithWaitList(actx->queue, 0, NULL, &fc2_done[k]),
+                   "clEnqueueMarkerWithWaitList");
+        }
     }
     clFlush(actx->queue);
     /* And back. Every write of the way in is done (fc1 waited for them), so

@@ -214,6 +214,95 @@ static void test_training_refused(void **state) {
     stacl_adapter_free(back);
 }
 
+static int run_cli(char **out, char **err, const char *const *argv_tail);
+
+/* A fixed-point adapter on the adapter device: the float residual stream
+ * moves as for a float adapter, the integer kernels run there, and the
+ * results are bit-identical to the fixed-point adapter on the backbone's
+ * device (and differ from the float adapter's: the integer path ran). The
+ * remote adapter first runs in float, so its workspace must grow for the
+ * int16 copy of x when it turns fixed-point. */
+static void test_fixed_point(void **state) {
+    (void)state;
+    SKIP_WITHOUT_TWO_DEVICES();
+    char path[512];
+    snprintf(path, sizeof path, "%s/adapter/attn_mlp/adapter.safetensors", STACL_TEST_DATA);
+    stacl_npy input = {0};
+    tu_load_npy("adapter/attn_mlp/input.npy", &input);
+    const int clips = (int)input.shape[0], frames = (int)input.shape[1];
+    stacl_adapter *local = NULL, *remote = NULL;
+    stacl_state *s = NULL;
+    if (stacl_adapter_load(&local, model, path) != STACL_OK) fail_msg("%s", stacl_last_error());
+    if (stacl_adapter_load_on(&remote, model, ctx1, path) != STACL_OK) fail_msg("%s", stacl_last_error());
+    assert_int_equal(stacl_state_create(&s, model, clips * frames), STACL_OK);
+    const size_t n_all = stacl_classify_output_size(local, clips, frames, STACL_OUT_TOKENS);
+    const size_t n_one = stacl_classify_output_size(local, 1, frames, STACL_OUT_TOKENS);
+    float *f_all = malloc(n_all * 4), *a_all = malloc(n_all * 4), *b_all = malloc(n_all * 4);
+    float *a_one = malloc(n_one * 4), *b_one = malloc(n_one * 4);
+    assert_true(f_all && a_all && b_all && a_one && b_one);
+    assert_int_equal(stacl_adapter_set_transfer_chunks(remote, 3), STACL_OK); /* float: 3 chunks; fixed: 1 */
+    run_all(s, remote, &input, STACL_OUT_TOKENS, f_all, b_one); /* float, remote: the workspace without xq */
+    if (stacl_adapter_set_fixed_point(local, "q4.12") != STACL_OK ||
+        stacl_adapter_set_fixed_point(remote, "q4.12") != STACL_OK)
+        fail_msg("%s", stacl_last_error());
+    assert_string_equal(stacl_adapter_fixed_point(remote), "q4.12");
+    run_all(s, local, &input, STACL_OUT_TOKENS, a_all, a_one);
+    memset(b_all, 0xff, n_all * 4);
+    memset(b_one, 0xff, n_one * 4);
+    run_all(s, remote, &input, STACL_OUT_TOKENS, b_all, b_one);
+    stacl_adapter_info info;
+    stacl_adapter_get_info(remote, &info);
+    const int sites = info.n_pre_attn + info.n_pre_mlp, chunks = stacl_adapter_transfer_chunks(remote, frames);
+    int launches;
+    op_time(s, "transfer", &launches);
+    assert_int_equal(launches, 4 * sites); /* one chunk per site whatever the setting */
+    op_time(s, "adapter_fc1_q", &launches);
+    assert_int_equal(launches, sites);
+    assert_memory_equal(a_all, b_all, n_all * 4);
+    assert_memory_equal(a_one, b_one, n_one * 4);
+    size_t differ = 0;
+    for (size_t i = 0; i < n_all; i++) differ += a_all[i] != f_all[i];
+    printf("fixed point q4.12 on the adapter device (%d sites, one chunk; %d for float): bit-identical to one "
+           "device; %zu of %zu token values differ from the float adapter's\n", sites, chunks, differ, n_all);
+    assert_true(differ > n_all / 10);
+    free(f_all); free(a_all); free(b_all); free(a_one); free(b_one);
+    stacl_state_free(s);
+    stacl_adapter_free(remote);
+    stacl_adapter_free(local);
+    stacl_npy_release(&input);
+
+    /* The CLI: a fixed-point checkpoint (stacl export) on the adapter device
+     * gives the same .npy bytes as on one device. */
+    char model_dir[512], in_npy[512], fx[512], one[512], two[512], sa[16], sb[16];
+    snprintf(model_dir, sizeof model_dir, "%s/models/hf", STACL_TEST_DATA);
+    snprintf(in_npy, sizeof in_npy, "%s/adapter/attn_mlp/input.npy", STACL_TEST_DATA);
+    snprintf(sa, sizeof sa, "%d", dev_a);
+    snprintf(sb, sizeof sb, "%d", dev_b);
+    TU_PATH(fx, "fixed.safetensors");
+    TU_PATH(one, "fixed_one.npy");
+    TU_PATH(two, "fixed_two.npy");
+    const char *exp[] = {"export", "--fixed-point", "q4.12", "--model", model_dir, "--adapter", path, "--out", fx, NULL};
+    const char *single[] = {"forward", "--model", model_dir, "--adapter", fx, "--input", in_npy, "--out", one,
+                            "--device", sa, "--tokens", NULL};
+    const char *dual[] = {"forward", "--model", model_dir, "--adapter", fx, "--input", in_npy, "--out", two,
+                          "--device", sa, "--adapter-device", sb, "--tokens", NULL};
+    const char *const *runs[] = {exp, single, dual};
+    for (int i = 0; i < 3; i++) {
+        char *out = NULL, *err = NULL;
+        const int code = run_cli(&out, &err, runs[i]);
+        if (code != 0) fail_msg("%s: exit %d: %s", runs[i][0], code, err);
+        if (i == 2) assert_non_null(strstr(out, "transfer between devices: "));
+        free(out);
+        free(err);
+    }
+    size_t na = 0, nb = 0;
+    char *a = tu_read_file(one, &na), *b = tu_read_file(two, &nb);
+    assert_true(a && b && na == nb);
+    assert_memory_equal(a, b, na);
+    free(a);
+    free(b);
+}
+
 static int run_cli(char **out, char **err, const char *const *argv_tail) {
     const char *argv[32] = {STACL_CLI_PATH};
     int n = 1;
@@ -437,6 +526,7 @@ int main(void) {
         cmocka_unit_test(test_attn_mlp),
         cmocka_unit_test(test_mlp_all),
         cmocka_unit_test(test_training_refused),
+        cmocka_unit_test(test_fixed_point),
         cmocka_unit_test(test_cli),
         cmocka_unit_test(test_adapter_binary),
     };
