@@ -49,6 +49,22 @@ stacl_status stacl_gemm_routine_call(stacl_ctx *ctx, stacl_gemm_routine routine,
     return blas_fail(ctx, code, batched ? "CLBlastSgemmStridedBatched" : "CLBlastSgemm", m, n, k, batch);
 }
 
+stacl_status stacl_gemm_batch_call(stacl_ctx *ctx, stacl_gemm_routine routine, int loop, int trans_a, int trans_b,
+                                   size_t m, size_t n, size_t k, float alpha, cl_mem a, size_t a_off, size_t lda,
+                                   size_t a_stride, cl_mem b, size_t b_off, size_t ldb, size_t b_stride, float beta,
+                                   cl_mem c, size_t c_off, size_t ldc, size_t c_stride, size_t batch) {
+    if (!loop || batch < 2)
+        return stacl_gemm_routine_call(ctx, routine, 1, trans_a, trans_b, m, n, k, alpha, a, a_off, lda, a_stride, b,
+                                       b_off, ldb, b_stride, beta, c, c_off, ldc, c_stride, batch);
+    for (size_t q = 0; q < batch; q++) {
+        stacl_status st = stacl_gemm_routine_call(ctx, routine, 0, trans_a, trans_b, m, n, k, alpha, a,
+                                                  a_off + q * a_stride, lda, 0, b, b_off + q * b_stride, ldb, 0, beta,
+                                                  c, c_off + q * c_stride, ldc, 0, 1);
+        if (st != STACL_OK) return st;
+    }
+    return STACL_OK;
+}
+
 stacl_status stacl_gemm(stacl_ctx *ctx, int trans_a, int trans_b, size_t m, size_t n, size_t k,
                         float alpha, cl_mem a, size_t a_off, size_t lda,
                         cl_mem b, size_t b_off, size_t ldb,
@@ -64,8 +80,9 @@ stacl_status stacl_gemm_batched(stacl_ctx *ctx, int trans_a, int trans_b, size_t
                                 float beta, cl_mem c, size_t c_off, size_t ldc, size_t c_stride,
                                 size_t batch) {
     stacl_gemm_routine r = stacl_tune_routine_for(ctx, m, n, k, batch, trans_a, trans_b);
-    return stacl_gemm_routine_call(ctx, r, 1, trans_a, trans_b, m, n, k, alpha, a, a_off, lda, a_stride, b, b_off,
-                                   ldb, b_stride, beta, c, c_off, ldc, c_stride, batch);
+    return stacl_gemm_batch_call(ctx, r, stacl_tune_batch_loop(ctx, m, n, k, batch, trans_a, trans_b), trans_a,
+                                 trans_b, m, n, k, alpha, a, a_off, lda, a_stride, b, b_off, ldb, b_stride, beta, c,
+                                 c_off, ldc, c_stride, batch);
 }
 
 stacl_status stacl_linear(stacl_ctx *ctx, size_t rows, size_t in, size_t out,

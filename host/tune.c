@@ -132,6 +132,10 @@ static cJSON *to_json(const stacl_tune *t) {
         cJSON_AddStringToObject(o, "routine", routine_name(s->routine));
         cJSON_AddNumberToObject(o, "gflops", s->gflops);
         cJSON_AddNumberToObject(o, "other_gflops", s->other_gflops);
+        if (s->batch > 1) {
+            cJSON_AddStringToObject(o, "batch_mode", s->loop ? "loop" : "batched");
+            cJSON_AddNumberToObject(o, "loop_gflops", s->loop_gflops);
+        }
         cJSON_AddItemToArray(shapes, o);
     }
     return root;
@@ -188,6 +192,13 @@ static stacl_status parse_shape(const cJSON *o, stacl_tune_shape *s, const char 
     const cJSON *g = cJSON_GetObjectItemCaseSensitive(o, "gflops"), *og = cJSON_GetObjectItemCaseSensitive(o, "other_gflops");
     s->gflops = cJSON_IsNumber(g) ? g->valuedouble : 0;
     s->other_gflops = cJSON_IsNumber(og) ? og->valuedouble : 0;
+    /* Optional (files from before the loop choice): batched. */
+    const char *mode = json_str(o, "batch_mode");
+    if (mode && strcmp(mode, "batched") && strcmp(mode, "loop"))
+        return stacl_fail(STACL_ERR_FORMAT, "%s: shapes[%d].batch_mode: expected \"batched\" or \"loop\"", path, i);
+    s->loop = mode && !strcmp(mode, "loop") && s->batch > 1;
+    const cJSON *lg = cJSON_GetObjectItemCaseSensitive(o, "loop_gflops");
+    s->loop_gflops = cJSON_IsNumber(lg) ? lg->valuedouble : 0;
     return STACL_OK;
 }
 

@@ -51,7 +51,11 @@ typedef struct stacl_tune_shape {
     size_t m, n, k, batch;
     int trans_a, trans_b;
     stacl_gemm_routine routine;
-    double gflops, other_gflops; /* chosen path, the other path (0: not measured) */
+    double gflops, other_gflops; /* chosen, the other path as a batched call (0: not measured) */
+    /* batch > 1 only: 1 = run as `batch` plain GEMM calls (each on `routine`)
+     * instead of one strided-batched call, because that measured faster. */
+    int loop;
+    double loop_gflops; /* batch > 1: the loop of plain calls on the chosen path (0: not measured) */
 } stacl_tune_shape;
 
 #define STACL_TUNE_MAX_SHAPES 32
@@ -127,6 +131,9 @@ const stacl_tune_state *stacl_tune_current(const stacl_ctx *ctx);
 /* The routine gemm.c should force for a shape (AUTO: leave CLBlast's rule). */
 stacl_gemm_routine stacl_tune_routine_for(const stacl_ctx *ctx, size_t m, size_t n, size_t k, size_t batch,
                                           int trans_a, int trans_b);
+/* 1 when the tuning set says to run this strided-batched shape as a loop of
+ * plain GEMM calls (stacl_tune_shape.loop), else 0. */
+int stacl_tune_batch_loop(const stacl_ctx *ctx, size_t m, size_t n, size_t k, size_t batch, int trans_a, int trans_b);
 /* Forces CLBlast's path for the next GEMM calls on ctx's device (AUTO: no-op). */
 stacl_status stacl_tune_force_routine(stacl_ctx *ctx, stacl_gemm_routine r);
 /* One GEMM on a given path (gemm.c): CLBlastSgemm, or CLBlastSgemmStridedBatched
@@ -136,5 +143,11 @@ stacl_status stacl_gemm_routine_call(stacl_ctx *ctx, stacl_gemm_routine routine,
                                      size_t lda, size_t a_stride, cl_mem b, size_t b_off, size_t ldb,
                                      size_t b_stride, float beta, cl_mem c, size_t c_off, size_t ldc,
                                      size_t c_stride, size_t batch);
+/* A strided-batched GEMM on a given path, as one CLBlastSgemmStridedBatched
+ * call or (loop) as `batch` CLBlastSgemm calls at the strided offsets. */
+stacl_status stacl_gemm_batch_call(stacl_ctx *ctx, stacl_gemm_routine routine, int loop, int trans_a, int trans_b,
+                                   size_t m, size_t n, size_t k, float alpha, cl_mem a, size_t a_off, size_t lda,
+                                   size_t a_stride, cl_mem b, size_t b_off, size_t ldb, size_t b_stride, float beta,
+                                   cl_mem c, size_t c_off, size_t ldc, size_t c_stride, size_t batch);
 
 #endif

@@ -68,6 +68,18 @@ stacl_status stacl_tune_force_routine(stacl_ctx *ctx, stacl_gemm_routine r) {
     return st;
 }
 
+int stacl_tune_batch_loop(const stacl_ctx *ctx, size_t m, size_t n, size_t k, size_t batch, int trans_a, int trans_b) {
+    const stacl_tune_state *ts = ctx->tune;
+    if (!ts || !ts->active || batch < 2) return 0;
+    for (int i = 0; i < ts->t.n_shapes; i++) {
+        const stacl_tune_shape *s = &ts->t.shapes[i];
+        if (s->m == m && s->n == n && s->k == k && s->batch == batch && s->trans_a == trans_a &&
+            s->trans_b == trans_b)
+            return s->loop;
+    }
+    return 0;
+}
+
 stacl_gemm_routine stacl_tune_routine_for(const stacl_ctx *ctx, size_t m, size_t n, size_t k, size_t batch,
                                           int trans_a, int trans_b) {
     const stacl_tune_state *ts = ctx->tune;

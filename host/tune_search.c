@@ -28,6 +28,7 @@ typedef struct shape_data {
     float *a, *b, *c0;     /* host inputs */
     double *ref, *mag;     /* reference on sampled elements (NAN: not sampled) */
     cl_mem da, db, dc;
+    int loop;              /* batch > 1: run as a loop of plain calls (phase 3's comparison) */
 } shape_data;
 
 typedef struct search {
@@ -184,9 +185,12 @@ static void release(search *se) {
 static stacl_status call(search *se, shape_data *d, stacl_gemm_routine r) {
     const stacl_tune_shape *s = &d->s;
     size_t lda = s->trans_a ? s->m : s->k, ldb = s->trans_b ? s->k : s->n;
-    return stacl_gemm_routine_call(se->ctx, r, s->batch > 1, s->trans_a, s->trans_b, s->m, s->n, s->k, 1.0f, d->da,
-                                   0, lda, s->m * s->k, d->db, 0, ldb, s->n * s->k, d->beta, d->dc, 0, s->n,
-                                   s->m * s->n, s->batch);
+    if (s->batch > 1)
+        return stacl_gemm_batch_call(se->ctx, r, d->loop, s->trans_a, s->trans_b, s->m, s->n, s->k, 1.0f, d->da, 0,
+                                     lda, s->m * s->k, d->db, 0, ldb, s->n * s->k, d->beta, d->dc, 0, s->n,
+                                     s->m * s->n, s->batch);
+    return stacl_gemm_routine_call(se->ctx, r, 0, s->trans_a, s->trans_b, s->m, s->n, s->k, 1.0f, d->da, 0, lda, 0,
+                                   d->db, 0, ldb, 0, d->beta, d->dc, 0, s->n, 0, 1);
 }
 
 /* One call from fresh inputs, compared with the reference. *err: the worst
@@ -483,7 +487,9 @@ stacl_status stacl_tune_search(stacl_ctx *ctx, const stacl_tune_options *o, stac
         }
     }
 
-    /* Phase 3: per shape, the faster path with the winners (both verified). */
+    /* Phase 3: per shape, the faster path with the winners (both verified);
+     * for a batched shape also a loop of plain calls on that path, kept
+     * when faster (verified the same way). */
     for (int i = 0; i < se.n_sh; i++) {
         shape_data *d = &se.sh[i];
         double t[2] = {INFINITY, INFINITY};
@@ -501,13 +507,31 @@ stacl_status stacl_tune_search(stacl_ctx *ctx, const stacl_tune_options *o, stac
         double flop = 2.0 * (double)d->s.m * d->s.n * d->s.k * d->s.batch * d->weight; /* t is weighted too */
         s->gflops = flop / (t[direct] * 1e-3) * 1e-9;
         s->other_gflops = isinf(t[!direct]) ? 0 : flop / (t[!direct] * 1e-3) * 1e-9;
+        double t_loop = INFINITY, t_best = t[direct];
+        if (d->s.batch > 1) {
+            char why[512];
+            d->loop = 1;
+            st = evaluate(&se, 1u << i, s->routine, 0, &t_loop, why, sizeof why);
+            d->loop = 0;
+            TRY(st);
+            if (why[0]) t_loop = INFINITY;
+            s->loop_gflops = isinf(t_loop) ? 0 : flop / (t_loop * 1e-3) * 1e-9;
+            if (t_loop < t_best) {
+                s->loop = 1;
+                s->gflops = s->loop_gflops;
+                t_best = t_loop;
+            }
+        }
         if (o->progress) {
-            char desc[128];
-            snprintf(desc, sizeof desc, "%s %zux%zux%zu batch %zu: indirect %.1f, direct %.1f GFLOP/s", d->s.name,
+            char desc[160], loop[48] = "";
+            if (d->s.batch > 1) snprintf(loop, sizeof loop, ", loop %.1f", isinf(t_loop) ? 0 : flop / t_loop * 1e-6);
+            snprintf(desc, sizeof desc, "%s %zux%zux%zu batch %zu: indirect %.1f, direct %.1f%s GFLOP/s", d->s.name,
                      d->s.m, d->s.n, d->s.k, d->s.batch, isinf(t[0]) ? 0 : flop / t[0] * 1e-6,
-                     isinf(t[1]) ? 0 : flop / t[1] * 1e-6);
-            stacl_tune_progress pr = {"routine", i + 1, se.n_sh, desc, 1, direct ? "direct" : "indirect",
-                                      t[direct], t[direct], now_s() - se.t0};
+                     isinf(t[1]) ? 0 : flop / t[1] * 1e-6, loop);
+            stacl_tune_progress pr = {"routine", i + 1, se.n_sh, desc, 1,
+                                      s->loop ? (direct ? "direct, loop" : "indirect, loop")
+                                              : (direct ? "direct" : "indirect"),
+                                      t_best, t_best, now_s() - se.t0};
             o->progress(o->user, &pr);
         }
     }

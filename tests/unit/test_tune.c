@@ -50,8 +50,8 @@ static void make_sample(stacl_tune *t, const stacl_device_info *d) {
     memcpy(t->fam[STACL_TUNE_XGEMM_DIRECT].v, generic_direct, sizeof generic_direct);
     t->min_indirect = 300;
     t->n_shapes = 2;
-    t->shapes[0] = (stacl_tune_shape){"fc1", 1576, 3072, 768, 1, 0, 1, STACL_ROUTINE_INDIRECT, 55.5, 12.25};
-    t->shapes[1] = (stacl_tune_shape){"qk", 197, 197, 64, 96, 0, 1, STACL_ROUTINE_DIRECT, 20, 0};
+    t->shapes[0] = (stacl_tune_shape){"fc1", 1576, 3072, 768, 1, 0, 1, STACL_ROUTINE_INDIRECT, 55.5, 12.25, 0, 0};
+    t->shapes[1] = (stacl_tune_shape){"qk", 197, 197, 64, 96, 0, 1, STACL_ROUTINE_DIRECT, 20, 0, 1, 25.5};
 }
 
 static void test_round_trip(void **state) {
@@ -77,7 +77,9 @@ static void test_round_trip(void **state) {
         assert_true(a->m == b->m && a->n == b->n && a->k == b->k && a->batch == b->batch);
         assert_true(a->trans_a == b->trans_a && a->trans_b == b->trans_b && a->routine == b->routine);
         assert_true(a->gflops == b->gflops && a->other_gflops == b->other_gflops);
+        assert_true(a->loop == b->loop && a->loop_gflops == b->loop_gflops);
     }
+    assert_int_equal(back.shapes[1].loop, 1); /* "batch_mode": "loop" */
 }
 
 static void test_keyed_per_device(void **state) {
@@ -117,6 +119,9 @@ static void test_corrupt_files(void **state) {
          " \"kernels\": {\"Nope\": {}}}", "unknown kernel family"},
         {"{\"format\": \"stacl-tune/1\", \"key\": {\"device\": \"dev A\", \"driver\": \"9.9\", \"clblast\": \"x\"},"
          " \"shapes\": [{\"m\": -1}]}", "shapes[0].m"},
+        {"{\"format\": \"stacl-tune/1\", \"key\": {\"device\": \"dev A\", \"driver\": \"9.9\", \"clblast\": \"x\"},"
+         " \"shapes\": [{\"m\": 1, \"n\": 1, \"k\": 1, \"batch\": 2, \"trans_a\": 0, \"trans_b\": 1, \"routine\": \"auto\","
+         " \"batch_mode\": \"unrolled\"}]}", "shapes[0].batch_mode"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         assert_int_equal(tu_write_file(TU_PATH(path, "bad.json"), cases[i].text, strlen(cases[i].text)), 0);
@@ -169,8 +174,8 @@ static int inject_first(void *user, const char *phase, int step) {
 }
 
 static const stacl_tune_shape small_shapes[] = {
-    {"plain", 70, 90, 40, 1, 0, 1, STACL_ROUTINE_AUTO, 0, 0},
-    {"batched", 33, 20, 12, 3, 0, 0, STACL_ROUTINE_AUTO, 0, 0},
+    {"plain", 70, 90, 40, 1, 0, 1, STACL_ROUTINE_AUTO, 0, 0, 0, 0},
+    {"batched", 33, 20, 12, 3, 0, 0, STACL_ROUTINE_AUTO, 0, 0, 0, 0},
 };
 
 static void test_search_rejects_wrong_candidates(void **state) {
@@ -206,6 +211,15 @@ static void test_search_rejects_wrong_candidates(void **state) {
         assert_true(out.shapes[i].routine == STACL_ROUTINE_DIRECT || out.shapes[i].routine == STACL_ROUTINE_INDIRECT);
         assert_true(out.shapes[i].gflops > 0);
     }
+    /* The batched shape was also timed as a loop of plain calls (verified),
+     * and the faster of the two kept; the plain one was not. */
+    assert_int_equal(out.shapes[0].loop, 0);
+    assert_true(out.shapes[0].loop_gflops == 0);
+    assert_true(out.shapes[1].loop_gflops > 0);
+    if (out.shapes[1].loop) assert_true(out.shapes[1].gflops == out.shapes[1].loop_gflops);
+    else assert_true(out.shapes[1].gflops >= out.shapes[1].loop_gflops);
+    printf("    batched 33x20x12 x3: batched call vs loop measured, %s kept (loop %.2f GFLOP/s)\n",
+           out.shapes[1].loop ? "loop" : "batched call", out.shapes[1].loop_gflops);
 }
 
 /* A file with a routine table: each listed shape takes its path, and the
@@ -215,8 +229,8 @@ static void test_routine_table_applied(void **state) {
     stacl_tune t;
     char path[600];
     make_sample(&t, stacl_ctx_device(g_ctx));
-    t.shapes[0] = (stacl_tune_shape){"d", 70, 90, 40, 1, 0, 1, STACL_ROUTINE_DIRECT, 0, 0};
-    t.shapes[1] = (stacl_tune_shape){"i", 33, 20, 12, 3, 0, 1, STACL_ROUTINE_INDIRECT, 0, 0};
+    t.shapes[0] = (stacl_tune_shape){"d", 70, 90, 40, 1, 0, 1, STACL_ROUTINE_DIRECT, 0, 0, 0, 0};
+    t.shapes[1] = (stacl_tune_shape){"i", 33, 20, 12, 3, 0, 1, STACL_ROUTINE_INDIRECT, 0, 0, 1, 0};
     ST_CHECK(stacl_tune_save(&t, TU_PATH(path, "routines.json")));
     setenv("STACL_TUNE", path, 1);
     stacl_ctx *ctx = NULL;
@@ -226,10 +240,64 @@ static void test_routine_table_applied(void **state) {
     assert_non_null(strstr(stacl_tune_current(ctx)->source, "cache"));
     assert_int_equal(stacl_tune_routine_for(ctx, 70, 90, 40, 1, 0, 1), STACL_ROUTINE_DIRECT);
     assert_int_equal(stacl_tune_routine_for(ctx, 33, 20, 12, 3, 0, 1), STACL_ROUTINE_INDIRECT);
+    assert_int_equal(stacl_tune_batch_loop(ctx, 33, 20, 12, 3, 0, 1), 1); /* "i" runs as a loop */
+    assert_int_equal(stacl_tune_batch_loop(ctx, 33, 20, 12, 4, 0, 1), 0); /* not listed */
+    assert_int_equal(stacl_tune_batch_loop(ctx, 70, 90, 40, 1, 0, 1), 0);
     /* Not listed: by min_indirect = 300 (27e6 > 70*90*40, 400^3 > 27e6). */
     assert_int_equal(stacl_tune_routine_for(ctx, 70, 90, 41, 1, 0, 1), STACL_ROUTINE_DIRECT);
     assert_int_equal(stacl_tune_routine_for(ctx, 400, 400, 400, 1, 0, 1), STACL_ROUTINE_INDIRECT);
     ST_CHECK(stacl_tune_self_check(ctx));
+    /* The loop really runs (one "gemm" span per batch entry) and computes
+     * c_q = a_q b_q^T + 0.5 c_q at the strided offsets, after an offset. */
+    enum { M = 33, N = 20, K = 12, B = 3, OFF = 5 };
+    const size_t na = OFF + (size_t)B * M * K, nb = OFF + (size_t)B * N * K, nc = OFF + (size_t)B * M * N + 4;
+    float *h = malloc((na + nb + nc) * sizeof *h), *out = malloc(nc * sizeof *out);
+    assert_true(h && out);
+    uint32_t seed = 7;
+    for (size_t i = 0; i < na + nb + nc; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        h[i] = (float)((seed >> 8) * (1.0 / 16777216.0) - 0.5);
+    }
+    cl_int err;
+    cl_mem buf[3];
+    const size_t off[3] = {0, na, na + nb}, len[3] = {na, nb, nc};
+    for (int i = 0; i < 3; i++) {
+        buf[i] = clCreateBuffer(ctx->context, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, len[i] * sizeof(float),
+                                h + off[i], &err);
+        CL_CHECK(err);
+    }
+    stacl_profile_begin(ctx);
+    ST_CHECK(stacl_gemm_batched(ctx, 0, 1, M, N, K, 1.0f, buf[0], OFF, K, (size_t)M * K, buf[1], OFF, K,
+                                (size_t)N * K, 0.5f, buf[2], OFF, N, (size_t)M * N, B));
+    stacl_op_time times[STACL_PROFILE_MAX_OPS];
+    int n_times = 0, plain = 0, batched = 0;
+    double ms = 0;
+    ST_CHECK(stacl_profile_collect(ctx, times, &n_times, &ms));
+    for (int i = 0; i < n_times; i++) {
+        if (!strcmp(times[i].op, "gemm")) plain = times[i].launches;
+        if (!strcmp(times[i].op, "gemm_batched")) batched = times[i].launches;
+    }
+    assert_int_equal(plain, B);
+    assert_int_equal(batched, 0);
+    CL_CHECK(clEnqueueReadBuffer(ctx->queue, buf[2], CL_TRUE, 0, nc * sizeof(float), out, 0, NULL, NULL));
+    const float *a = h + off[0], *b = h + off[1], *c0 = h + off[2];
+    double worst = 0;
+    for (size_t i = 0; i < nc; i++) {
+        const size_t e = i - OFF, q = e / ((size_t)M * N), r = (e / N) % M, col = e % N;
+        if (i < OFF || i >= OFF + (size_t)B * M * N) {
+            assert_memory_equal(&out[i], &c0[i], sizeof(float)); /* outside: untouched */
+            continue;
+        }
+        double ref = 0.5 * c0[i];
+        for (size_t t = 0; t < K; t++)
+            ref += (double)a[OFF + q * M * K + r * K + t] * b[OFF + q * N * K + col * K + t];
+        worst = fmax(worst, fabs(out[i] - ref));
+    }
+    printf("    loop of %d plain GEMMs for a batched shape: max abs error %.3g vs double\n", B, worst);
+    assert_true(worst < 1e-5);
+    for (int i = 0; i < 3; i++) clReleaseMemObject(buf[i]);
+    free(h);
+    free(out);
     stacl_ctx_free(ctx);
 }
 
