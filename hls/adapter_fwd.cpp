@@ -11,43 +11,7 @@
 // the residual and saturated once.
 #include "adapter_fwd.h"
 
-// Loop labels name loops in the HLS reports; to g++ they are unused labels.
-#if defined(__GNUC__) && !defined(__SYNTHESIS__)
-#pragma GCC diagnostic ignored "-Wunused-label"
-#endif
-
-#if defined(__SYNTHESIS__) || defined(HAVE_HLS_STREAM) || \
-    (defined(__has_include) && __has_include(<hls_stream.h>))
-#include <hls_stream.h>
-#else
-// hls_stream.h is not in Debian: a minimal, unbounded stand-in for C
-// simulation (dataflow processes then run one after another, each to the end).
-#include <cstdio>
-#include <cstdlib>
-#include <queue>
-namespace hls {
-template <typename T> class stream {
-  public:
-    stream() {}
-    explicit stream(const char *) {}
-    void write(const T &v) { q_.push(v); }
-    T read() {
-        if (q_.empty()) {
-            std::fprintf(stderr, "hls::stream (fallback): read from an empty stream\n");
-            std::abort();
-        }
-        T v = q_.front();
-        q_.pop();
-        return v;
-    }
-    bool empty() const { return q_.empty(); }
-    size_t size() const { return q_.size(); }
-
-  private:
-    std::queue<T> q_;
-};
-} // namespace hls
-#endif
+#include "hls_compat.h"
 
 // floor(v / 2^s) rounded half to even, 0 <= s <= 62; the floor without
 // shifting a negative value (for v < 0, ~v = -v - 1 >= 0).
