@@ -138,7 +138,8 @@ stacl_status stacl_adapter_set_transfer_chunks(stacl_adapter *adapter, int chunk
 }
 
 int stacl_adapter_transfer_chunks(const stacl_adapter *ad, int frames) {
-    if (!ad || frames < 1 || !stacl_adapter_is_remote(ad)) return 1;
+    /* A fixed-point site is not split (see stacl_adapter_run_site_remote). */
+    if (!ad || frames < 1 || !stacl_adapter_is_remote(ad) || ad->fx) return 1;
     const stacl_vision_config *c = &ad->model->cfg;
     const size_t bytes = (size_t)frames * (size_t)stacl_vision_tokens(c) * (size_t)c->width * sizeof(float);
     size_t n = ad->remote && ad->remote->chunks ? (size_t)ad->remote->chunks : bytes / STACL_TRANSFER_CHUNK_BYTES;
@@ -216,7 +217,7 @@ stacl_status stacl_adapter_run_site_remote(stacl_adapter *ad, const adapter_site
     struct adapter_remote *r = NULL;
     TRY(remote_reserve(ad, F));
     r = ad->remote;
-    n = ad->fx ? 1 : stacl_adapter_transfer_chunks(ad, (int)F);
+    n = stacl_adapter_transfer_chunks(ad, (int)F);
     for (int k = 0; k <= n; k++) f0[k] = (size_t)k * F / (size_t)n;
 #define CHUNK_OFF(k) (f0[k] * row)
 #define CHUNK_BYTES(k) ((f0[(k) + 1] - f0[k]) * row * sizeof(float))

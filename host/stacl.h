@@ -187,7 +187,8 @@ void stacl_adapter_free(stacl_adapter *adapter);
  * from the stream's size, a count above the frames of a pass is that many.
  * The results do not depend on it. No effect on a one-device adapter. */
 stacl_status stacl_adapter_set_transfer_chunks(stacl_adapter *adapter, int chunks);
-/* The chunk count a pass of `frames` frames uses (1 for a one-device adapter). */
+/* The chunk count a pass of `frames` frames uses (1 for a one-device or a
+ * fixed-point adapter). */
 int stacl_adapter_transfer_chunks(const stacl_adapter *adapter, int frames);
 void stacl_adapter_get_info(const stacl_adapter *adapter, stacl_adapter_info *info);
 

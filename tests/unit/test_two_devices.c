@@ -242,6 +242,8 @@ static void test_fixed_point(void **state) {
     assert_true(f_all && a_all && b_all && a_one && b_one);
     assert_int_equal(stacl_adapter_set_transfer_chunks(remote, 3), STACL_OK); /* float: 3 chunks; fixed: 1 */
     run_all(s, remote, &input, STACL_OUT_TOKENS, f_all, b_one); /* float, remote: the workspace without xq */
+    const int chunks = stacl_adapter_transfer_chunks(remote, frames);
+    assert_int_equal(chunks, 3);
     if (stacl_adapter_set_fixed_point(local, "q4.12") != STACL_OK ||
         stacl_adapter_set_fixed_point(remote, "q4.12") != STACL_OK)
         fail_msg("%s", stacl_last_error());
@@ -252,7 +254,8 @@ static void test_fixed_point(void **state) {
     run_all(s, remote, &input, STACL_OUT_TOKENS, b_all, b_one);
     stacl_adapter_info info;
     stacl_adapter_get_info(remote, &info);
-    const int sites = info.n_pre_attn + info.n_pre_mlp, chunks = stacl_adapter_transfer_chunks(remote, frames);
+    const int sites = info.n_pre_attn + info.n_pre_mlp;
+    assert_int_equal(stacl_adapter_transfer_chunks(remote, frames), 1); /* fixed point: not split */
     int launches;
     op_time(s, "transfer", &launches);
     assert_int_equal(launches, 4 * sites); /* one chunk per site whatever the setting */
