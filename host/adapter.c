@@ -17,7 +17,6 @@
 #define SITE_ATTN "adapter_pre_attn"
 #define SITE_MLP "adapter_pre_mlp"
 
-
 /* The name without an optional "visual." prefix (a full CLIP state dict). */
 static const char *strip_prefix(const char *name) {
     return strncmp(name, "visual.", 7) == 0 ? name + 7 : name;
