@@ -310,6 +310,15 @@ void stacl_tune_fallback(stacl_tune *t, const stacl_device_info *info) {
     snprintf(t->origin, sizeof t->origin, "fallback (CLBlast generic defaults)");
     set_family(t, STACL_TUNE_XGEMM, xgemm);
     set_family(t, STACL_TUNE_XGEMM_DIRECT, direct);
+    /* The layout kernels too, so that a fallback also undoes a cached set's
+     * overrides of them (CLBlast keeps overrides for the process); the
+     * "default" entries of CLBlast's database. */
+    static const size_t copy[4] = {16, 8, 4, 1}, pad[4] = {32, 8, 2, 1}, transpose[4] = {8, 0, 1, 4},
+                        padtranspose[3] = {0, 8, 4};
+    set_family(t, STACL_TUNE_COPY, copy);
+    set_family(t, STACL_TUNE_PAD, pad);
+    set_family(t, STACL_TUNE_TRANSPOSE, transpose);
+    set_family(t, STACL_TUNE_PADTRANSPOSE, padtranspose);
 }
 
 int stacl_tune_known_bad(const stacl_tune_params *xgemm, char *why, size_t cap) {

@@ -313,6 +313,45 @@ static int direct_space(size_t (*out)[10], int cap, size_t max_wg) {
     return n;
 }
 
+/* CLBlast's layout kernels, which its indirect path runs around Xgemm to
+ * pad, transpose and copy operands into tile multiples (30% of the GEMM time
+ * on PoCL, 94% of the attention's q k^T: docs/performance.md): the families
+ * in the order searched, CLBlast's generic starting values (the database's
+ * "default" entries), and the values tried per parameter, in tune.c's
+ * parameter order. A set whose work-group (the first two sizes' product, or
+ * the tile squared) exceeds the device's limit is not generated. */
+static const struct layout_family {
+    stacl_tune_family fam;
+    int np;
+    size_t start[4];
+    size_t values[4][5];
+    int n_values[4];
+    int wg_a, wg_b; /* the parameters whose product is the work-group size */
+} layout_families[4] = {
+    {STACL_TUNE_PADTRANSPOSE, 3, {0, 8, 4}, {{0, 1}, {8, 16, 32}, {1, 2, 4, 8, 16}}, {2, 3, 5}, 1, 1},
+    {STACL_TUNE_TRANSPOSE, 4, {8, 0, 1, 4}, {{4, 8, 16, 32}, {0, 1}, {0, 1}, {1, 2, 4, 8}}, {4, 2, 2, 4}, 0, 0},
+    {STACL_TUNE_PAD, 4, {32, 8, 2, 1}, {{8, 16, 32}, {8, 16, 32}, {1, 2, 4}, {1, 2, 4}}, {3, 3, 3, 3}, 0, 1},
+    {STACL_TUNE_COPY, 4, {16, 8, 4, 1}, {{8, 16, 32}, {8, 16, 32}, {1, 2, 4, 8}, {1, 2, 4, 8}}, {3, 3, 4, 4}, 0, 1},
+};
+
+/* The starting set then every other valid combination, np values each. */
+static int layout_space(const struct layout_family *lf, size_t *out, int cap, size_t max_wg) {
+    int n = 0;
+    memcpy(out, lf->start, (size_t)lf->np * sizeof *out);
+    n = 1;
+    int idx[4] = {0, 0, 0, 0};
+    for (;;) {
+        size_t v[4] = {0, 0, 0, 0};
+        for (int p = 0; p < lf->np; p++) v[p] = lf->values[p][idx[p]];
+        if (v[lf->wg_a] * v[lf->wg_b] <= max_wg && memcmp(v, lf->start, (size_t)lf->np * sizeof *v) != 0 && n < cap)
+            memcpy(out + (size_t)n++ * lf->np, v, (size_t)lf->np * sizeof *v);
+        int p = 0;
+        while (p < lf->np && ++idx[p] == lf->n_values[p]) idx[p++] = 0;
+        if (p == lf->np) break;
+    }
+    return n;
+}
+
 static void describe(stacl_tune_family f, const size_t *v, char *buf, size_t cap) {
     int n;
     const char *const *names = stacl_tune_param_names(f, &n);
@@ -460,7 +499,7 @@ stacl_status stacl_tune_search(stacl_ctx *ctx, const stacl_tune_options *o, stac
     }
     if (plain) {
         TRY(search_family(&se, STACL_TUNE_XGEMM, &xg[0][0], nx, 16, plain, STACL_ROUTINE_INDIRECT,
-                          se.t0 + 0.55 * budget, o->n_xgemm > 0, &rep->xgemm));
+                          se.t0 + 0.45 * budget, o->n_xgemm > 0, &rep->xgemm));
         if (rep->xgemm.best < 0) FAIL(STACL_ERR_BLAS, "tuning: no Xgemm candidate passed verification");
         out->fam[STACL_TUNE_XGEMM].set = 1;
         memcpy(out->fam[STACL_TUNE_XGEMM].v, xg[rep->xgemm.best], sizeof xg[0]);
@@ -479,11 +518,29 @@ stacl_status stacl_tune_search(stacl_ctx *ctx, const stacl_tune_options *o, stac
     }
     if (batched) {
         TRY(search_family(&se, STACL_TUNE_XGEMM_DIRECT, &dg[0][0], nd, 10, batched, STACL_ROUTINE_DIRECT,
-                          se.t0 + 0.85 * budget, o->n_direct > 0, &rep->direct));
+                          se.t0 + 0.65 * budget, o->n_direct > 0, &rep->direct));
         if (rep->direct.best >= 0) {
             out->fam[STACL_TUNE_XGEMM_DIRECT].set = 1;
             memcpy(out->fam[STACL_TUNE_XGEMM_DIRECT].v, dg[rep->direct.best], sizeof dg[0]);
             TRY(stacl_tune_apply(ctx, out));
+        }
+    }
+
+    /* Phase 2b: the layout kernels, one family after another (each until its
+     * share of 65-90% of the budget), every shape on the indirect path (the
+     * only one that runs them), greedy from CLBlast's generic set. */
+    if (!o->no_layout) {
+        size_t lc[144 * 4];
+        for (int f = 0; f < 4; f++) {
+            const struct layout_family *lf = &layout_families[f];
+            const int n = layout_space(lf, lc, 144, max_wg);
+            TRY(search_family(&se, lf->fam, lc, n, lf->np, plain | batched, STACL_ROUTINE_INDIRECT,
+                              se.t0 + (0.65 + 0.25 * (f + 1) / 4.0) * budget, 0, &rep->layout[f]));
+            if (rep->layout[f].best >= 0) {
+                out->fam[lf->fam].set = 1;
+                memcpy(out->fam[lf->fam].v, lc + (size_t)rep->layout[f].best * lf->np, (size_t)lf->np * sizeof *lc);
+                TRY(stacl_tune_apply(ctx, out));
+            }
         }
     }
 

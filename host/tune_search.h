@@ -6,7 +6,7 @@
 #include "tune.h"
 
 typedef struct stacl_tune_progress {
-    const char *phase;     /* "Xgemm", "XgemmDirect", "routine" */
+    const char *phase;     /* "Xgemm", "XgemmDirect", "Padtranspose", "Transpose", "Pad", "Copy", "routine" */
     int index, total;      /* 1-based step, candidates in the phase */
     const char *candidate; /* "GEMMK=0 KREG=1 ..." (or the shape, phase "routine") */
     int accepted;          /* passed verification and ran */
@@ -16,7 +16,8 @@ typedef struct stacl_tune_progress {
 } stacl_tune_progress;
 
 typedef struct stacl_tune_options {
-    double budget_s; /* 0: 300 s; phases 1/2 stop starting candidates at 55% / 85% of it */
+    double budget_s; /* 0: 300 s; phases stop starting candidates at 45% (Xgemm), 65% (XgemmDirect)
+                        and 90% (the layout kernels) of it */
     int frames;      /* clip length of the ViT-B/16 shapes (0: 8) */
     int training;    /* also the shapes only training's backward pass runs */
     int reps;        /* timed calls per shape and candidate, fastest taken (0: 3) */
@@ -32,6 +33,8 @@ typedef struct stacl_tune_options {
     /* Experiments only: run known-bad sets (stacl_tune_known_bad) instead of
      * excluding them; GEMMK=1 corrupts the heap on PoCL + CLBlast 1.5.3. */
     int allow_known_bad;
+    /* Tests: skip the layout-kernel phase (Padtranspose, Transpose, Pad, Copy). */
+    int no_layout;
     /* Tests: return nonzero to corrupt one element of this candidate's
      * result before verification (a wrong kernel). */
     int (*inject)(void *user, const char *phase, int step);
@@ -46,6 +49,7 @@ typedef struct stacl_tune_phase_report {
 
 typedef struct stacl_tune_report {
     stacl_tune_phase_report xgemm, direct;
+    stacl_tune_phase_report layout[4]; /* Padtranspose, Transpose, Pad, Copy (tried 0: skipped) */
     double elapsed_s;
 } stacl_tune_report;
 

@@ -13,7 +13,8 @@ static void usage(void) {
     printf("usage: stacl tune [--device D] [--budget SECONDS] [--frames T] [--reps N] [--out FILE] [--quiet]\n"
            "                  [--training]\n\n"
            "Searches CLBlast's kernel parameters (Xgemm for the projection and MLP GEMMs, XgemmDirect\n"
-           "for the batched attention GEMMs) and, per GEMM shape, CLBlast's direct or indirect path\n"
+           "for the batched attention GEMMs, and the Padtranspose/Transpose/Pad/Copy kernels that\n"
+           "CLBlast runs around Xgemm) and, per GEMM shape, CLBlast's direct or indirect path\n"
            "(and for the batched attention GEMMs one strided-batched call or a loop of plain calls),\n"
            "on the GEMM shapes of a CLIP ViT-B/16 forward over T frames. Every candidate's result is\n"
            "checked against a host reference before its time counts; GEMMK=1 sets are excluded\n"
@@ -102,6 +103,11 @@ int cmd_tune(int argc, char **argv) {
            rep.xgemm.tried, rep.xgemm.rejected, rep.xgemm.first_ms, rep.xgemm.best_ms);
     printf("XgemmDirect: %d tried, %d rejected; %.0f ms (CLBlast generic) -> %.0f ms\n", rep.direct.tried,
            rep.direct.rejected, rep.direct.first_ms, rep.direct.best_ms);
+    static const char *const layout[4] = {"Padtranspose", "Transpose", "Pad", "Copy"};
+    for (int f = 0; f < 4; f++)
+        if (rep.layout[f].tried)
+            printf("%s: %d tried, %d rejected; %.0f ms (CLBlast generic) -> %.0f ms\n", layout[f],
+                   rep.layout[f].tried, rep.layout[f].rejected, rep.layout[f].first_ms, rep.layout[f].best_ms);
     for (int i = 0; i < result.n_shapes; i++) {
         const stacl_tune_shape *s = &result.shapes[i];
         printf("  %-6s %5zu x %4zu x %4zu batch %3zu: %-8s %6.1f GFLOP/s (other path %.1f)\n", s->name, s->m, s->n,

@@ -193,6 +193,7 @@ static void test_search_rejects_wrong_candidates(void **state) {
     o.direct = (const size_t(*)[10])&generic_direct, o.n_direct = 1;
     o.shapes = small_shapes, o.n_shapes = 2, o.reps = 1;
     o.inject = inject_first, o.progress = record, o.user = &s;
+    o.no_layout = 1; /* test_layout_phase */
     stacl_tune out;
     stacl_tune_report rep;
     ST_CHECK(stacl_tune_search(g_ctx, &o, &out, &rep));
@@ -220,6 +221,58 @@ static void test_search_rejects_wrong_candidates(void **state) {
     else assert_true(out.shapes[1].gflops >= out.shapes[1].loop_gflops);
     printf("    batched 33x20x12 x3: batched call vs loop measured, %s kept (loop %.2f GFLOP/s)\n",
            out.shapes[1].loop ? "loop" : "batched call", out.shapes[1].loop_gflops);
+}
+
+/* The layout-kernel phase: each family's starting set (CLBlast's generic
+ * values) is verified like any candidate; a wrong result (injected into
+ * Padtranspose's) leaves the family unset, the others are recorded. A
+ * budget of 1 ms lets each family run only its first candidate. */
+typedef struct layout_seen {
+    int n;
+    char phase[8][16];
+    int accepted[8];
+} layout_seen;
+
+static void record_layout(void *user, const stacl_tune_progress *p) {
+    layout_seen *s = user;
+    if (s->n >= 8 || !strcmp(p->phase, "Xgemm") || !strcmp(p->phase, "XgemmDirect") || !strcmp(p->phase, "routine"))
+        return;
+    snprintf(s->phase[s->n], sizeof s->phase[0], "%s", p->phase);
+    s->accepted[s->n++] = p->accepted;
+}
+
+static int inject_padtranspose(void *user, const char *phase, int step) {
+    (void)user;
+    return !strcmp(phase, "Padtranspose") && step == 0;
+}
+
+static void test_layout_phase(void **state) {
+    (void)state;
+    layout_seen s = {0};
+    stacl_tune_options o = {0};
+    o.xgemm = (const size_t(*)[16])&builtin_xgemm, o.n_xgemm = 1;
+    o.direct = (const size_t(*)[10])&generic_direct, o.n_direct = 1;
+    o.shapes = small_shapes, o.n_shapes = 2, o.reps = 1, o.budget_s = 0.001;
+    o.inject = inject_padtranspose, o.progress = record_layout, o.user = &s;
+    stacl_tune out;
+    stacl_tune_report rep;
+    ST_CHECK(stacl_tune_search(g_ctx, &o, &out, &rep));
+    assert_int_equal(s.n, 4);
+    static const char *const order[4] = {"Padtranspose", "Transpose", "Pad", "Copy"};
+    for (int f = 0; f < 4; f++) {
+        assert_string_equal(s.phase[f], order[f]);
+        assert_int_equal(s.accepted[f], f != 0);
+        assert_int_equal(rep.layout[f].tried, 1);
+    }
+    assert_int_equal(rep.layout[0].best, -1);
+    assert_false(out.fam[STACL_TUNE_PADTRANSPOSE].set);
+    static const size_t transpose[4] = {8, 0, 1, 4}, pad[4] = {32, 8, 2, 1}, copy[4] = {16, 8, 4, 1};
+    assert_true(out.fam[STACL_TUNE_TRANSPOSE].set && out.fam[STACL_TUNE_PAD].set && out.fam[STACL_TUNE_COPY].set);
+    assert_memory_equal(out.fam[STACL_TUNE_TRANSPOSE].v, transpose, sizeof transpose);
+    assert_memory_equal(out.fam[STACL_TUNE_PAD].v, pad, sizeof pad);
+    assert_memory_equal(out.fam[STACL_TUNE_COPY].v, copy, sizeof copy);
+    /* The result still computes right with those sets applied. */
+    ST_CHECK(stacl_tune_self_check(g_ctx));
 }
 
 /* A file with a routine table: each listed shape takes its path, and the
@@ -400,6 +453,7 @@ int main(void) {
         cmocka_unit_test(test_corrupt_files),
         cmocka_unit_test(test_corrupt_cache_ignored),
         cmocka_unit_test(test_search_rejects_wrong_candidates),
+        cmocka_unit_test(test_layout_phase),
         cmocka_unit_test(test_routine_table_applied),
         cmocka_unit_test(test_self_check_fallback),
     };
