@@ -711,48 +711,57 @@ LOAD_FC2P_ROWS:
     }
 }
 
-static void fc2_params_stage(hls::stream<act_t> &ys, hls::stream<grad_t> &us, unsigned rows, unsigned W, unsigned A) {
-FC2P_BLOCKS:
+// A weight gradient over row blocks: acc[p][q] += sum_r in[r][p] g[r][q] for
+// p < NP, and the bias row acc[NP][q] += sum_r g[r][q] (a constant-1 input),
+// each lane summing one block of rows in a register so that the on-chip
+// int64 gradient is read and written once per block (no read-modify-write
+// at II = 1). fc2: in = y, g = gu; fc1: in = xq, g = gh. The buffers are
+// the callers' statics, where their partitioning is declared.
+template <int MAXP, int MAXQ>
+static void params_stage(hls::stream<act_t> &ins, hls::stream<grad_t> &gs, act_t (&in_blk)[ADAPTER_BWD_ROW_BLOCK][MAXP],
+                         grad_t (&g_blk)[ADAPTER_BWD_ROW_BLOCK][MAXQ], acc_t (&grad)[MAXP + 1][MAXQ], unsigned rows,
+                         unsigned NP, unsigned NQ) {
+PARAMS_BLOCKS:
     for (unsigned r0 = 0; r0 < rows; r0 += ADAPTER_BWD_ROW_BLOCK) {
         const unsigned nr = rows - r0 < ADAPTER_BWD_ROW_BLOCK ? rows - r0 : ADAPTER_BWD_ROW_BLOCK;
-    FC2P_FILL:
+    PARAMS_FILL:
         for (unsigned rr = 0; rr < nr; rr++) {
-        FC2P_FILL_Y:
-            for (unsigned a = 0; a < A; a++) {
+        PARAMS_FILL_IN:
+            for (unsigned p = 0; p < NP; p++) {
 #pragma HLS PIPELINE II = 1
-                fc2p_y[rr][a] = ys.read();
+                in_blk[rr][p] = ins.read();
             }
-        FC2P_FILL_GU:
-            for (unsigned c = 0; c < W; c++) {
+        PARAMS_FILL_G:
+            for (unsigned q = 0; q < NQ; q++) {
 #pragma HLS PIPELINE II = 1
-                fc2p_gu[rr][c] = us.read();
+                g_blk[rr][q] = gs.read();
             }
         }
-    FC2P_OUT_ROWS:
-        for (unsigned a = 0; a <= A; a++) {
-        FC2P_CHUNKS:
-            for (unsigned c0 = 0; c0 < W; c0 += ADAPTER_BWD_LANES) {
+    PARAMS_OUT_ROWS:
+        for (unsigned p = 0; p <= NP; p++) {
+        PARAMS_CHUNKS:
+            for (unsigned q0 = 0; q0 < NQ; q0 += ADAPTER_BWD_LANES) {
                 acc_t acc[ADAPTER_BWD_LANES];
 #pragma HLS ARRAY_PARTITION variable = acc complete
-            FC2P_INIT:
+            PARAMS_INIT:
                 for (unsigned j = 0; j < ADAPTER_BWD_LANES; j++) {
 #pragma HLS UNROLL
                     acc[j] = 0;
                 }
-            FC2P_MAC:
+            PARAMS_MAC:
                 for (unsigned rr = 0; rr < nr; rr++) {
 #pragma HLS PIPELINE II = 1
-                    const prod_t yv = a < A ? prod_t(fc2p_y[rr][a]) : prod_t(1);
-                FC2P_LANES:
+                    const prod_t v = p < NP ? prod_t(in_blk[rr][p]) : prod_t(1);
+                PARAMS_LANES:
                     for (unsigned j = 0; j < ADAPTER_BWD_LANES; j++) {
 #pragma HLS UNROLL
-                        acc[j] += acc_t(yv * prod_t(fc2p_gu[rr][c0 + j]));
+                        acc[j] += acc_t(v * prod_t(g_blk[rr][q0 + j]));
                     }
                 }
-            FC2P_ADD:
+            PARAMS_ADD:
                 for (unsigned j = 0; j < ADAPTER_BWD_LANES; j++) {
 #pragma HLS UNROLL
-                    if (c0 + j < W) fc2p_acc[a][c0 + j] += acc[j];
+                    if (q0 + j < NQ) grad[p][q0 + j] += acc[j];
                 }
             }
         }
@@ -766,7 +775,7 @@ static void fc2_params_dataflow(const act_t *y, const grad_t *gu, unsigned rows,
 #pragma HLS STREAM variable = ys depth = 512
 #pragma HLS STREAM variable = us depth = 1024
     load_fc2_rows(y, gu, ys, us, rows, W, A);
-    fc2_params_stage(ys, us, rows, W, A);
+    params_stage<ADAPTER_MAX_A, ADAPTER_MAX_W>(ys, us, fc2p_y, fc2p_gu, fc2p_acc, rows, A, W);
 }
 
 extern "C" void adapter_bwd_fc2_params(const act_t *y, const grad_t *gu, acc_t *dw2, acc_t *db2, unsigned frames,
@@ -945,54 +954,6 @@ LOAD_FC1P_ROWS:
     }
 }
 
-static void fc1_params_stage(hls::stream<act_t> &xs, hls::stream<grad_t> &hs, unsigned rows, unsigned W, unsigned A) {
-FC1P_BLOCKS:
-    for (unsigned r0 = 0; r0 < rows; r0 += ADAPTER_BWD_ROW_BLOCK) {
-        const unsigned nr = rows - r0 < ADAPTER_BWD_ROW_BLOCK ? rows - r0 : ADAPTER_BWD_ROW_BLOCK;
-    FC1P_FILL:
-        for (unsigned rr = 0; rr < nr; rr++) {
-        FC1P_FILL_X:
-            for (unsigned c = 0; c < W; c++) {
-#pragma HLS PIPELINE II = 1
-                fc1p_x[rr][c] = xs.read();
-            }
-        FC1P_FILL_GH:
-            for (unsigned a = 0; a < A; a++) {
-#pragma HLS PIPELINE II = 1
-                fc1p_gh[rr][a] = hs.read();
-            }
-        }
-    FC1P_OUT_ROWS:
-        for (unsigned c = 0; c <= W; c++) {
-        FC1P_CHUNKS:
-            for (unsigned a0 = 0; a0 < A; a0 += ADAPTER_BWD_LANES) {
-                acc_t acc[ADAPTER_BWD_LANES];
-#pragma HLS ARRAY_PARTITION variable = acc complete
-            FC1P_INIT:
-                for (unsigned j = 0; j < ADAPTER_BWD_LANES; j++) {
-#pragma HLS UNROLL
-                    acc[j] = 0;
-                }
-            FC1P_MAC:
-                for (unsigned rr = 0; rr < nr; rr++) {
-#pragma HLS PIPELINE II = 1
-                    const prod_t xv = c < W ? prod_t(fc1p_x[rr][c]) : prod_t(1);
-                FC1P_LANES:
-                    for (unsigned j = 0; j < ADAPTER_BWD_LANES; j++) {
-#pragma HLS UNROLL
-                        acc[j] += acc_t(xv * prod_t(fc1p_gh[rr][a0 + j]));
-                    }
-                }
-            FC1P_ADD:
-                for (unsigned j = 0; j < ADAPTER_BWD_LANES; j++) {
-#pragma HLS UNROLL
-                    if (a0 + j < A) fc1p_acc[c][a0 + j] += acc[j];
-                }
-            }
-        }
-    }
-}
-
 static void fc1_params_dataflow(const act_t *xq, const grad_t *gh, unsigned rows, unsigned P, unsigned W,
                                 unsigned A) {
 #pragma HLS DATAFLOW
@@ -1001,7 +962,7 @@ static void fc1_params_dataflow(const act_t *xq, const grad_t *gh, unsigned rows
 #pragma HLS STREAM variable = xs depth = 1024
 #pragma HLS STREAM variable = hs depth = 512
     load_fc1_rows(xq, gh, xs, hs, rows, P, W, A);
-    fc1_params_stage(xs, hs, rows, W, A);
+    params_stage<ADAPTER_MAX_W, ADAPTER_MAX_A>(xs, hs, fc1p_x, fc1p_gh, fc1p_acc, rows, W, A);
 }
 
 extern "C" void adapter_bwd_fc1_params(const act_t *xq, const grad_t *gh, acc_t *dw1t, acc_t *db1, unsigned frames,
