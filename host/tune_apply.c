@@ -68,15 +68,17 @@ stacl_status stacl_tune_force_routine(stacl_ctx *ctx, stacl_gemm_routine r) {
     return st;
 }
 
+/* Whether a table entry is this GEMM call's shape. */
+static int same_shape(const stacl_tune_shape *s, size_t m, size_t n, size_t k, size_t batch, int trans_a,
+                      int trans_b) {
+    return s->m == m && s->n == n && s->k == k && s->batch == batch && s->trans_a == trans_a && s->trans_b == trans_b;
+}
+
 int stacl_tune_batch_loop(const stacl_ctx *ctx, size_t m, size_t n, size_t k, size_t batch, int trans_a, int trans_b) {
     const stacl_tune_state *ts = ctx->tune;
     if (!ts || !ts->active || batch < 2) return 0;
-    for (int i = 0; i < ts->t.n_shapes; i++) {
-        const stacl_tune_shape *s = &ts->t.shapes[i];
-        if (s->m == m && s->n == n && s->k == k && s->batch == batch && s->trans_a == trans_a &&
-            s->trans_b == trans_b)
-            return s->loop;
-    }
+    for (int i = 0; i < ts->t.n_shapes; i++)
+        if (same_shape(&ts->t.shapes[i], m, n, k, batch, trans_a, trans_b)) return ts->t.shapes[i].loop;
     return 0;
 }
 
@@ -86,9 +88,7 @@ stacl_gemm_routine stacl_tune_routine_for(const stacl_ctx *ctx, size_t m, size_t
     if (!ts || !ts->active) return STACL_ROUTINE_AUTO;
     for (int i = 0; i < ts->t.n_shapes; i++) {
         const stacl_tune_shape *s = &ts->t.shapes[i];
-        if (s->m == m && s->n == n && s->k == k && s->batch == batch && s->trans_a == trans_a &&
-            s->trans_b == trans_b && s->routine != STACL_ROUTINE_AUTO)
-            return s->routine;
+        if (same_shape(s, m, n, k, batch, trans_a, trans_b) && s->routine != STACL_ROUTINE_AUTO) return s->routine;
     }
     /* Once stacl has forced a path, CLBlast's own threshold is gone for the
      * process: decide every shape here. */

@@ -214,6 +214,18 @@ static void test_training_refused(void **state) {
     stacl_adapter_free(back);
 }
 
+/* Fails unless the two files exist and hold the same bytes. */
+static void expect_same_file(const char *path_a, const char *path_b) {
+    size_t na = 0, nb = 0;
+    char *a = tu_read_file(path_a, &na), *b = tu_read_file(path_b, &nb);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_int_equal(na, nb);
+    assert_memory_equal(a, b, na);
+    free(a);
+    free(b);
+}
+
 static int run_cli(char **out, char **err, const char *const *argv_tail);
 
 /* A fixed-point adapter on the adapter device: the float residual stream
@@ -298,12 +310,7 @@ static void test_fixed_point(void **state) {
         free(out);
         free(err);
     }
-    size_t na = 0, nb = 0;
-    char *a = tu_read_file(one, &na), *b = tu_read_file(two, &nb);
-    assert_true(a && b && na == nb);
-    assert_memory_equal(a, b, na);
-    free(a);
-    free(b);
+    expect_same_file(one, two);
 }
 
 static int run_cli(char **out, char **err, const char *const *argv_tail) {
@@ -345,14 +352,7 @@ static void test_cli(void **state) {
         assert_non_null(strstr(out, "  transfer ")); /* the --profile table */
         free(out);
         free(err);
-        size_t na = 0, nb = 0;
-        char *a = tu_read_file(one, &na), *b = tu_read_file(two, &nb);
-        assert_non_null(a);
-        assert_non_null(b);
-        assert_int_equal(na, nb);
-        assert_memory_equal(a, b, na); /* the same .npy file, byte for byte */
-        free(a);
-        free(b);
+        expect_same_file(one, two); /* the same .npy file, byte for byte */
     }
     /* --backbone-device and --adapter-device given separately. */
     char *out = NULL, *err = NULL;
@@ -363,15 +363,7 @@ static void test_cli(void **state) {
     assert_non_null(strstr(out, "transfer between devices: "));
     free(out);
     free(err);
-    size_t na = 0, nb = 0;
-    char *a = tu_read_file(one, &na), *b = NULL;
-    free(a);
-    a = tu_read_file(TU_PATH(one, "one.npy"), &na);
-    b = tu_read_file(two, &nb);
-    assert_true(a && b && na == nb);
-    assert_memory_equal(a, b, na);
-    free(a);
-    free(b);
+    expect_same_file(TU_PATH(one, "one.npy"), two);
 
     /* An adapter device that does not exist: exit 1, naming the option. */
     const char *bad[] = {"forward", "--model", model_dir, "--adapter", ckpt, "--input", input, "--out", two,
@@ -457,12 +449,7 @@ static void test_adapter_binary(void **state) {
                               "--device", sa, "--adapter-device", sb, "--adapter-binary", bin, "--quiet",
                               chunked ? "--transfer-chunks" : NULL, "2", NULL};
         expect_cli(dual, 0, NULL);
-        size_t na = 0, nb = 0;
-        char *a = tu_read_file(one, &na), *b = tu_read_file(two, &nb);
-        assert_true(a && b && na == nb);
-        assert_memory_equal(a, b, na);
-        free(a);
-        free(b);
+        expect_same_file(one, two);
     }
     /* The API: a context from the binary runs the adapter. */
     stacl_ctx *bctx = NULL;
