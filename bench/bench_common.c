@@ -1,5 +1,6 @@
 /* bench_common.c: see bench_common.h. */
 #include "bench_common.h"
+#include "ops.h"
 #include "random_clip.h"
 #include "tune.h"
 
@@ -195,7 +196,8 @@ int bench_json_write(const char *prog, const char *path, const cJSON *root) {
 const char *bench_tuning(const stacl_ctx *ctx) {
     static char text[3200];
     const stacl_tune_state *ts = stacl_tune_current(ctx);
-    snprintf(text, sizeof text, "%s%s%s", ts->source, ts->note[0] ? "; " : "", ts->note);
+    snprintf(text, sizeof text, "GEMM engine %s; CLBlast tuning: %s%s%s", stacl_gemm_engine_name(ctx), ts->source,
+             ts->note[0] ? "; " : "", ts->note);
     return text;
 }
 

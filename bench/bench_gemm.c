@@ -1,5 +1,8 @@
 /* bench_gemm.c: `stacl-bench-gemm`: the GEMMs of a CLIP ViT-B/16 forward on T
- * frames through stacl (CLBlast on the OpenCL device) against OpenBLAS
+ * frames through stacl (its GEMM engine on the OpenCL device: stacl's own
+ * kernels on CPU devices, CLBlast elsewhere or with STACL_GEMM=clblast; the
+ * Linear shapes through stacl_linear, with the weight packed as the model
+ * loader packs it) against OpenBLAS
  * (cblas_sgemm on the host CPU), on the same machine in the same run.
  *
  * Per shape: (1) validate: one stacl call and one OpenBLAS call on the same
@@ -99,7 +102,11 @@ static void fill_random(float *x, size_t n, uint64_t seed) {
 
 /* ---- the two implementations ----------------------------------------------- */
 
+static int is_linear(const gemm_shape *s) { return !s->batched && s->trans_b; }
+
 static stacl_status stacl_call(stacl_ctx *ctx, const gemm_shape *s, cl_mem a, cl_mem b, cl_mem c) {
+    if (is_linear(s)) /* as the forward calls it: with the packed weight on stacl's engine */
+        return stacl_linear(ctx, s->m, s->k, s->n, a, 0, b, 0, c, 0, s->beta != 0.0f);
     if (s->batched)
         return stacl_gemm_batched(ctx, 0, s->trans_b, s->m, s->n, s->k, 1.0f, a, 0, s->lda, s->sa, b, 0, s->ldb,
                                   s->sb, s->beta, c, 0, s->ldc, s->sc, s->batch);
@@ -165,7 +172,7 @@ static stacl_status bench_shape(stacl_ctx *ctx, const gemm_shape *s, int runs, i
     const size_t na = elems_a(s), nb = elems_b(s), nc = elems_c(s);
     float *a = malloc(na * sizeof *a), *b = malloc(nb * sizeof *b), *c0 = malloc(nc * sizeof *c0);
     float *c_ref = malloc(nc * sizeof *c_ref), *c_out = malloc(nc * sizeof *c_out);
-    cl_mem da = NULL, db = NULL, dc = NULL;
+    cl_mem da = NULL, db = NULL, dc = NULL, packed = NULL;
     r->wall = calloc((size_t)runs, sizeof(double));
     r->dev = calloc((size_t)runs, sizeof(double));
     r->blas = calloc((size_t)runs, sizeof(double));
@@ -179,6 +186,11 @@ static stacl_status bench_shape(stacl_ctx *ctx, const gemm_shape *s, int runs, i
     TRY(create_buffer(ctx, a, na, "A", &da));
     TRY(create_buffer(ctx, b, nb, "B", &db));
     TRY(create_buffer(ctx, c0, nc, "C", &dc));
+    if (is_linear(s) && ctx->gemm_rows) { /* the model loader packs every Linear weight once */
+        TRY(stacl_device_buffer(ctx, stacl_gemm_packed_floats(s->n, s->k) * sizeof(float), CL_MEM_READ_WRITE, NULL,
+                                "the packed weight", NULL, &packed));
+        TRY(stacl_gemm_pack_linear(ctx, db, 0, s->n, s->k, packed, 0));
+    }
 
     /* Validation; the first stacl call includes CLBlast's kernel compilation. */
     double dev_first;
@@ -229,6 +241,10 @@ cleanup:
     if (da) clReleaseMemObject(da);
     if (db) clReleaseMemObject(db);
     if (dc) clReleaseMemObject(dc);
+    if (packed) {
+        stacl_gemm_forget_packed(ctx, db);
+        clReleaseMemObject(packed);
+    }
     free(a);
     free(b);
     free(c0);

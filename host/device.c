@@ -263,6 +263,7 @@ static stacl_status ctx_open(stacl_ctx **out, const char *device_selector, const
     ctx->queue = clCreateCommandQueue(ctx->context, ctx->device, CL_QUEUE_PROFILING_ENABLE, &err);
     if (err != CL_SUCCESS) { st = stacl_cl_fail(ctx, err, "clCreateCommandQueue"); goto cleanup; }
     TRY(binary_path ? stacl_program_load_binary(ctx, binary_path) : stacl_program_build(ctx));
+    TRY(stacl_gemm_engine_setup(ctx));
     TRY(stacl_tune_setup(ctx));
     *out = ctx;
     ctx = NULL;
@@ -294,6 +295,7 @@ void stacl_ctx_free(stacl_ctx *ctx) {
     stacl_profile_release(ctx);
     stacl_program_release(ctx);
     stacl_tune_release(ctx);
+    stacl_gemm_engine_release(ctx);
     if (ctx->queue) clReleaseCommandQueue(ctx->queue);
     if (ctx->context) clReleaseContext(ctx->context);
     free(ctx);

@@ -1,5 +1,5 @@
 /* gemm.c: the one place that calls CLBlast. Every backbone GEMM goes
- * through here, so tuning, profiling and a future half-precision path have
+ * through here (and on to gemm_rows.c when stacl's own engine is on), so tuning, profiling and a future half-precision path have
  * one home. Row-major throughout. With a tuning set in effect (tune.h) each
  * call first tells CLBlast which of its two paths to take for this shape
  * (indirect: pad/transpose + Xgemm; direct: one XgemmDirect kernel), as
@@ -7,6 +7,7 @@
 #include <clblast_c.h>
 
 #include "ops.h"
+#include "ops_backward.h"
 #include "tune.h"
 
 static stacl_status blas_fail(stacl_ctx *ctx, CLBlastStatusCode code, const char *routine,
@@ -69,6 +70,9 @@ stacl_status stacl_gemm(stacl_ctx *ctx, int trans_a, int trans_b, size_t m, size
                         float alpha, cl_mem a, size_t a_off, size_t lda,
                         cl_mem b, size_t b_off, size_t ldb,
                         float beta, cl_mem c, size_t c_off, size_t ldc) {
+    if (ctx->gemm_rows)
+        return stacl_gemm_rows_call(ctx, trans_a, trans_b, m, n, k, alpha, a, a_off, lda, 0, b, b_off, ldb, 0, beta,
+                                    c, c_off, ldc, 0, 1);
     stacl_gemm_routine r = stacl_tune_routine_for(ctx, m, n, k, 1, trans_a, trans_b);
     return stacl_gemm_routine_call(ctx, r, 0, trans_a, trans_b, m, n, k, alpha, a, a_off, lda, 0, b, b_off, ldb, 0,
                                    beta, c, c_off, ldc, 0, 1);
@@ -79,6 +83,9 @@ stacl_status stacl_gemm_batched(stacl_ctx *ctx, int trans_a, int trans_b, size_t
                                 cl_mem b, size_t b_off, size_t ldb, size_t b_stride,
                                 float beta, cl_mem c, size_t c_off, size_t ldc, size_t c_stride,
                                 size_t batch) {
+    if (ctx->gemm_rows)
+        return stacl_gemm_rows_call(ctx, trans_a, trans_b, m, n, k, alpha, a, a_off, lda, a_stride, b, b_off, ldb,
+                                    b_stride, beta, c, c_off, ldc, c_stride, batch);
     stacl_gemm_routine r = stacl_tune_routine_for(ctx, m, n, k, batch, trans_a, trans_b);
     return stacl_gemm_batch_call(ctx, r, stacl_tune_batch_loop(ctx, m, n, k, batch, trans_a, trans_b), trans_a,
                                  trans_b, m, n, k, alpha, a, a_off, lda, a_stride, b, b_off, ldb, b_stride, beta, c,
@@ -88,6 +95,31 @@ stacl_status stacl_gemm_batched(stacl_ctx *ctx, int trans_a, int trans_b, size_t
 stacl_status stacl_linear(stacl_ctx *ctx, size_t rows, size_t in, size_t out,
                           cl_mem x, size_t x_off, cl_mem w, size_t w_off,
                           cl_mem y, size_t y_off, int accumulate) {
+    if (ctx->gemm_rows)
+        return stacl_gemm_rows_linear(ctx, rows, in, out, x, x_off, w, w_off, NULL, 0, 0, NULL, 0, y, y_off,
+                                      accumulate);
     return stacl_gemm(ctx, 0, 1, rows, out, in, 1.0f, x, x_off, in, w, w_off, in,
                       accumulate ? 1.0f : 0.0f, y, y_off, out);
+}
+
+stacl_status stacl_linear_bias(stacl_ctx *ctx, size_t rows, size_t in, size_t out, cl_mem x, size_t x_off, cl_mem w,
+                               size_t w_off, cl_mem bias, size_t bias_off, int act, cl_mem y, size_t y_off,
+                               int accumulate) {
+    if (ctx->gemm_rows)
+        return stacl_gemm_rows_linear(ctx, rows, in, out, x, x_off, w, w_off, bias, bias_off, act, NULL, 0, y,
+                                      y_off, accumulate);
+    stacl_status st = stacl_linear(ctx, rows, in, out, x, x_off, w, w_off, y, y_off, accumulate);
+    if (st != STACL_OK) return st;
+    return stacl_op_bias_act(ctx, (stacl_bias_act)act, rows, out, y, y_off, bias, bias_off);
+}
+
+stacl_status stacl_linear_bias_keep(stacl_ctx *ctx, size_t rows, size_t in, size_t out, cl_mem x, size_t x_off,
+                                    cl_mem w, size_t w_off, cl_mem bias, size_t bias_off, int act, cl_mem pre,
+                                    size_t pre_off, cl_mem y, size_t y_off) {
+    if (ctx->gemm_rows)
+        return stacl_gemm_rows_linear(ctx, rows, in, out, x, x_off, w, w_off, bias, bias_off, act, pre, pre_off, y,
+                                      y_off, 0);
+    stacl_status st = stacl_linear(ctx, rows, in, out, x, x_off, w, w_off, y, y_off, 0);
+    if (st != STACL_OK) return st;
+    return stacl_op_bias_act_keep(ctx, (stacl_bias_act)act, rows, out, y, y_off, pre, pre_off, bias, bias_off);
 }

@@ -111,6 +111,8 @@ struct stacl_model {
     float logit_scale;         /* log of CLIP's inverse temperature (ln 100) */
     char file[4096];           /* the .safetensors file, for messages */
     cl_mem params;             /* every weight, one allocation */
+    cl_mem packed;             /* the Linear weights packed for stacl's GEMM
+                                * engine (gemm_rows.c), or NULL (CLBlast) */
 };
 
 #endif

@@ -130,6 +130,11 @@ stacl_status stacl_op_softmax(stacl_ctx *ctx, size_t rows, size_t cols, size_t c
                               cl_mem x, size_t x_off) {
     stacl_status st = STACL_OK;
     TRY(check_u32("softmax", x_off + rows * cols));
+    if (ctx->info.is_cpu && ctx->kernels[K_SOFTMAX_ROWS_WIDE]) { /* a row per work-item (softmax.cl) */
+        arg_list w = args_for(ctx, K_SOFTMAX_ROWS_WIDE);
+        arg_mem(&w, x); arg_u32(&w, x_off); arg_u32(&w, rows); arg_u32(&w, cols); arg_u32(&w, causal_len);
+        return launch(ctx, "softmax", &w, rows, 0);
+    }
     arg_list a = args_for(ctx, K_SOFTMAX_ROWS);
     arg_mem(&a, x); arg_u32(&a, x_off); arg_u32(&a, cols); arg_u32(&a, causal_len);
     arg_local(&a, ctx->reduce_wg * sizeof(float));

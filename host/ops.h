@@ -50,6 +50,44 @@ stacl_status stacl_gemm_batched(stacl_ctx *ctx, int trans_a, int trans_b, size_t
 stacl_status stacl_linear(stacl_ctx *ctx, size_t rows, size_t in, size_t out,
                           cl_mem x, size_t x_off, cl_mem w, size_t w_off,
                           cl_mem y, size_t y_off, int accumulate);
+/* The whole nn.Linear and what follows it: y = act(x w^T (+ y) + bias), act
+ * as in stacl_op_bias_act (STACL_BIAS_ONLY: none). One kernel on stacl's
+ * engine with a packed w; stacl_linear + stacl_op_bias_act otherwise. */
+stacl_status stacl_linear_bias(stacl_ctx *ctx, size_t rows, size_t in, size_t out, cl_mem x, size_t x_off, cl_mem w,
+                               size_t w_off, cl_mem bias, size_t bias_off, int act, cl_mem y, size_t y_off,
+                               int accumulate);
+/* As stacl_linear_bias, also keeping the value before the activation in
+ * pre (at pre_off, [rows, out]), as stacl_op_bias_act_keep. */
+stacl_status stacl_linear_bias_keep(stacl_ctx *ctx, size_t rows, size_t in, size_t out, cl_mem x, size_t x_off,
+                                    cl_mem w, size_t w_off, cl_mem bias, size_t bias_off, int act, cl_mem pre,
+                                    size_t pre_off, cl_mem y, size_t y_off);
+
+/* ---- stacl's own GEMM engine (gemm_rows.c; on when ctx->gemm_rows) ----
+ * Chooses the engine for a new context: stacl's kernels on CPU devices,
+ * CLBlast elsewhere; STACL_GEMM=stacl|clblast overrides. */
+stacl_status stacl_gemm_engine_setup(stacl_ctx *ctx);
+const char *stacl_gemm_engine_name(const stacl_ctx *ctx);
+void stacl_gemm_engine_release(stacl_ctx *ctx);
+/* As stacl_gemm_batched (beta 0 or 1 only), on stacl's kernels. */
+stacl_status stacl_gemm_rows_call(stacl_ctx *ctx, int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha,
+                                  cl_mem a, size_t a_off, size_t lda, size_t a_stride, cl_mem b, size_t b_off,
+                                  size_t ldb, size_t b_stride, float beta, cl_mem c, size_t c_off, size_t ldc,
+                                  size_t c_stride, size_t batch);
+/* As stacl_linear_bias_keep (bias NULL: as stacl_linear; pre NULL: as
+ * stacl_linear_bias), with w's packed copy when one was registered (bias,
+ * activation and the kept pre-activation then in the same kernel). */
+stacl_status stacl_gemm_rows_linear(stacl_ctx *ctx, size_t rows, size_t in, size_t out, cl_mem x, size_t x_off,
+                                    cl_mem w, size_t w_off, cl_mem bias, size_t bias_off, int act, cl_mem pre,
+                                    size_t pre_off, cl_mem y, size_t y_off, int accumulate);
+/* Floats of the packed copy of a [out, in] weight (out rounded up to 32). */
+size_t stacl_gemm_packed_floats(size_t out, size_t in);
+/* Packs w [out, in] (at w_off) into dst (at dst_off, stacl_gemm_packed_floats
+ * long) and registers it: later stacl_linear calls on (w, w_off, out, in) read
+ * the packed copy. dst must outlive the registration (stacl_gemm_forget_packed). */
+stacl_status stacl_gemm_pack_linear(stacl_ctx *ctx, cl_mem w, size_t w_off, size_t out, size_t in, cl_mem dst,
+                                    size_t dst_off);
+/* Drops every registration whose source buffer is src (before releasing it). */
+void stacl_gemm_forget_packed(stacl_ctx *ctx, cl_mem src);
 
 /* ---- stacl kernels ---- */
 /* y rows (y_stride apart) = LayerNorm(x rows (x_stride apart)) over cols. */

@@ -54,6 +54,8 @@ static const char *const kernel_names[K_COUNT] = {
     [K_ADAPTER_DWCONV3D_BACKWARD_PARAMS_Q] = "adapter_dwconv3d_backward_params_q",
     [K_ADAPTER_FC1_BACKWARD_PARAMS_Q] = "adapter_fc1_backward_params_q",
     [K_FX_ACCUMULATE_GRAD] = "fx_accumulate_grad",
+    [K_GEMM_ROWS] = "gemm_rows", [K_GEMM_ROWS_NT] = "gemm_rows_nt", [K_GEMM_PACK_PANELS] = "gemm_pack_panels",
+    [K_SOFTMAX_ROWS_WIDE] = "softmax_rows_wide",
 };
 
 static const char build_options[] = "-cl-std=CL1.2";

@@ -43,6 +43,8 @@ typedef enum stacl_kernel_id {
     K_ADAPTER_FC2_BACKWARD_INPUT_Q, K_FX_NARROW_SR, K_ADAPTER_DWCONV3D_BACKWARD_INPUT_Q,
     K_ADAPTER_FC1_BACKWARD_INPUT_Q, K_ADAPTER_FC2_BACKWARD_PARAMS_Q, K_ADAPTER_DWCONV3D_BACKWARD_PARAMS_Q,
     K_ADAPTER_FC1_BACKWARD_PARAMS_Q, K_FX_ACCUMULATE_GRAD,
+    K_GEMM_ROWS, K_GEMM_ROWS_NT, K_GEMM_PACK_PANELS, /* gemm_rows.cl */
+    K_SOFTMAX_ROWS_WIDE,
     K_COUNT
 } stacl_kernel_id;
 
@@ -57,6 +59,12 @@ struct stacl_ctx {
     cl_kernel kernels[K_COUNT];
     size_t reduce_wg;       /* work-group size for row reductions (power of 2) */
     struct stacl_tune_state *tune; /* CLBlast tuning in effect (tune_setup.c) */
+    /* GEMM engine (gemm_rows.c): 1 = stacl's own kernels (CPU devices by
+     * default), 0 = CLBlast; and the packed copies of frozen weights that
+     * stacl_linear uses instead of the originals on the former. */
+    int gemm_rows;
+    struct stacl_packed_weight *packed;
+    size_t n_packed, cap_packed;
     /* Profiling: while on, every launch appends a record (see ops.c). */
     int profiling;
     struct stacl_profile_record *records;

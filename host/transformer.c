@@ -1,5 +1,6 @@
 /* transformer.c: one pre-LN residual block (multi-head attention, MLP) on
- * the workspace, for both CLIP towers. GEMMs through CLBlast (gemm.c), the
+ * the workspace, for both CLIP towers. GEMMs through gemm.c (CLBlast, or
+ * stacl's own kernels with the bias and activation fused), the
  * rest through stacl's kernels (ops.c); the text tower's causal mask is
  * applied inside the softmax kernel, so no mask buffer exists. */
 #include <math.h>
@@ -22,8 +23,8 @@ stacl_status stacl_block_forward_hooked(stacl_ctx *ctx, const stacl_block_dims *
     /* Attention. */
     if (hook) TRY(hook(user, STACL_HOOK_PRE_ATTN));
     TRY(stacl_op_layernorm(ctx, rows, W, d->eps, ws, w->x, W, ws, w->h, W, pm, b->ln1_w, b->ln1_b));
-    TRY(stacl_linear(ctx, rows, W, 3 * W, ws, w->h, pm, b->qkv_w, ws, w->qkv, 0));          /* [F*L, 3W] */
-    TRY(stacl_op_bias_act(ctx, STACL_BIAS_ONLY, rows, 3 * W, ws, w->qkv, pm, b->qkv_b));
+    TRY(stacl_linear_bias(ctx, rows, W, 3 * W, ws, w->h, pm, b->qkv_w, pm, b->qkv_b, STACL_BIAS_ONLY, ws, w->qkv,
+                          0)); /* [F*L, 3W] */
     TRY(stacl_op_split_heads(ctx, F, L, H, D, 1.0f / sqrtf((float)D), ws, w->qkv, ws, w->q, w->k, w->v));
     /* scores[b] = q[b] k[b]^T for every (sequence, head) b: [L, L]. */
     TRY(stacl_gemm_batched(ctx, 0, 1, L, L, D, 1.0f, ws, w->q, D, L * D, ws, w->k, D, L * D, 0.0f, ws, w->scores, L,
@@ -34,18 +35,20 @@ stacl_status stacl_block_forward_hooked(stacl_ctx *ctx, const stacl_block_dims *
     TRY(stacl_gemm_batched(ctx, 0, 0, L, D, L, 1.0f, ws, w->scores, L, L * L, ws, w->v, D, L * D, 0.0f, ws, w->attn, D,
                            L * D, F * H));
     TRY(stacl_op_merge_heads(ctx, F, L, H, D, ws, w->attn, ws, w->h));                      /* [F*L, W] */
-    TRY(stacl_linear(ctx, rows, W, W, ws, w->h, pm, b->out_w, ws, w->x, 1));                /* x += h Wo^T */
-    TRY(stacl_op_bias_act(ctx, STACL_BIAS_ONLY, rows, W, ws, w->x, pm, b->out_b));
+    TRY(stacl_linear_bias(ctx, rows, W, W, ws, w->h, pm, b->out_w, pm, b->out_b, STACL_BIAS_ONLY, ws, w->x,
+                          1)); /* x += h Wo^T + bo */
 
     /* MLP. */
     if (hook) TRY(hook(user, STACL_HOOK_PRE_MLP));
     TRY(stacl_op_layernorm(ctx, rows, W, d->eps, ws, w->x, W, ws, w->h, W, pm, b->ln2_w, b->ln2_b));
-    TRY(stacl_linear(ctx, rows, W, M, ws, w->h, pm, b->fc1_w, ws, w->mlp, 0));              /* [F*L, M] */
     const stacl_bias_act act = d->act == STACL_ACT_GELU ? STACL_BIAS_GELU : STACL_BIAS_QUICK_GELU;
-    if (w->mlp_pre) TRY(stacl_op_bias_act_keep(ctx, act, rows, M, ws, w->mlp, ws, w->mlp_pre, pm, b->fc1_b));
-    else TRY(stacl_op_bias_act(ctx, act, rows, M, ws, w->mlp, pm, b->fc1_b));
-    TRY(stacl_linear(ctx, rows, M, W, ws, w->mlp, pm, b->fc2_w, ws, w->x, 1));              /* x += mlp W2^T */
-    TRY(stacl_op_bias_act(ctx, STACL_BIAS_ONLY, rows, W, ws, w->x, pm, b->fc2_b));
+    if (w->mlp_pre) /* training keeps the pre-activation for the backward */
+        TRY(stacl_linear_bias_keep(ctx, rows, W, M, ws, w->h, pm, b->fc1_w, pm, b->fc1_b, act, ws, w->mlp_pre, ws,
+                                   w->mlp)); /* [F*L, M] */
+    else
+        TRY(stacl_linear_bias(ctx, rows, W, M, ws, w->h, pm, b->fc1_w, pm, b->fc1_b, act, ws, w->mlp, 0));
+    TRY(stacl_linear_bias(ctx, rows, M, W, ws, w->mlp, pm, b->fc2_w, pm, b->fc2_b, STACL_BIAS_ONLY, ws, w->x,
+                          1)); /* x += mlp W2^T + b2 */
 cleanup:
     return st;
 }

@@ -1,4 +1,5 @@
-/* test_gemm.c: stacl's CLBlast wrappers (host/gemm.c) against ref_gemm:
+/* test_gemm.c: stacl's GEMM entry points (host/gemm.c) on both engines,
+ * CLBlast and stacl's own kernels (host/gemm_rows.c), against ref_gemm:
  * all four transpose combinations on odd sizes, alpha/beta other than (1, 0),
  * element offsets and padded leading dimensions inside buffers whose other
  * elements hold a NaN canary (must stay untouched, and would poison a result
@@ -28,6 +29,7 @@
 
 #include "cl_test_util.h"
 #include "ops.h"
+#include "ops_backward.h"
 #include "reference_ops.h"
 #include "runtime.h"
 #include "test_util.h"
@@ -89,11 +91,23 @@ static void fabs_copy(float *dst, const float *src, size_t n) {
     for (size_t i = 0; i < n; i++) dst[i] = fabsf(src[i]);
 }
 
-static int group_setup(void **state) {
+/* Every case runs twice: on CLBlast and on stacl's own GEMM kernels
+ * (gemm_rows.c), chosen through STACL_GEMM as a user would. */
+static int setup_engine(const char *engine, int own) {
+    setenv("STACL_GEMM", engine, 1);
+    int rc = cl_test_ctx_create();
+    unsetenv("STACL_GEMM");
+    if (rc != 0) return -1;
+    printf("device: %s, GEMM engine: %s\n", stacl_ctx_device(g_ctx)->name, stacl_gemm_engine_name(g_ctx));
+    return g_ctx->gemm_rows == own ? 0 : -1;
+}
+static int setup_clblast(void **state) {
     (void)state;
-    if (cl_test_ctx_create() != 0) return -1;
-    printf("device: %s\n", stacl_ctx_device(g_ctx)->name);
-    return 0;
+    return setup_engine("clblast", 0);
+}
+static int setup_stacl(void **state) {
+    (void)state;
+    return setup_engine("stacl", 1);
 }
 
 /* ---- single GEMM ----------------------------------------------------------------- */
@@ -150,7 +164,7 @@ static void run_gemm_case(int ta, int tb, size_t m, size_t n, size_t k, float al
     free(ab);
 }
 
-static void run_linear_case(size_t rows, size_t in, size_t out, int accumulate);
+static void run_linear_case(size_t rows, size_t in, size_t out, int accumulate, int packed);
 
 static void test_gemm_transposes(void **state) {
     (void)state;
@@ -184,7 +198,7 @@ static void test_gemm_indirect_path(void **state) {
     (void)state;
     run_gemm_case(0, 0, 201, 1001, 1153, 0.75f, -0.5f, 90);
     run_gemm_case(1, 1, 201, 1001, 1153, 1.0f, 0.0f, 91);
-    run_linear_case(197, 768, 3 * 768, 0);
+    run_linear_case(197, 768, 3 * 768, 0, 1);
 }
 
 /* ---- strided batched (attention) --------------------------------------------------- */
@@ -328,8 +342,10 @@ static void test_gemm_batched_gaps(void **state) {
 /* ---- linear -------------------------------------------------------------------------- */
 
 /* y[rows, out] (+)= x[rows, in] w[out, in]^T with w inside a parameter
- * buffer, as vit.c's projections. */
-static void run_linear_case(size_t rows, size_t in, size_t out, int accumulate) {
+ * buffer, as vit.c's projections. packed (stacl's engine only): w packed
+ * first, as the model loader does, into a buffer at an offset between
+ * canaries, then forgotten. */
+static void run_linear_case(size_t rows, size_t in, size_t out, int accumulate, int packed) {
     const size_t x_off = 3, w_off = 13, y_off = 6;
     dbuf X = dbuf_new(x_off + rows * in + 1), P = dbuf_new(w_off + out * in + 5), Y = dbuf_new(y_off + rows * out + 2);
     tu_fill_random(X.host + x_off, rows * in, rows + in, 1.0f);
@@ -338,7 +354,27 @@ static void run_linear_case(size_t rows, size_t in, size_t out, int accumulate) 
     dbuf_upload(&X);
     dbuf_upload(&P);
     dbuf_upload(&Y);
+    packed = packed && g_ctx->gemm_rows;
+    const size_t pk_off = 5, pk_n = stacl_gemm_packed_floats(out, in);
+    dbuf PK = dbuf_new(packed ? pk_off + pk_n + 3 : 1);
+    dbuf_upload(&PK);
+    if (packed) ST_CHECK(stacl_gemm_pack_linear(g_ctx, P.mem, w_off, out, in, PK.mem, pk_off));
     ST_CHECK(stacl_linear(g_ctx, rows, in, out, X.mem, x_off, P.mem, w_off, Y.mem, y_off, accumulate));
+    if (packed) {
+        stacl_gemm_forget_packed(g_ctx, P.mem);
+        dbuf_download(&PK);
+        expect_untouched("packed weight", &PK, pk_off, 1, pk_n, pk_n, 0, 1);
+        /* the packing itself: panel p, row k, lane j holds w[32 p + j, k], zero past out */
+        for (size_t q = 0; q < pk_n; q++) {
+            const size_t j = q % 32, kk = q / 32 % in, n = q / 32 / in * 32 + j;
+            const float want = n < out ? P.host[w_off + n * in + kk] : 0.0f;
+            if (PK.host[pk_off + q] != want) {
+                print_error("packed weight [%zu]: %g, expected %g\n", q, (double)PK.host[pk_off + q], (double)want);
+                fail();
+            }
+        }
+    }
+    dbuf_free(&PK);
     dbuf_download(&Y);
     float *ref = xmalloc_f(Y.n), *mag = xmalloc_f(Y.n), *ax = xmalloc_f(X.n), *aw = xmalloc_f(P.n);
     memcpy(ref, Y.sent, Y.n * sizeof(float));
@@ -349,7 +385,8 @@ static void run_linear_case(size_t rows, size_t in, size_t out, int accumulate) 
     ref_gemm(0, 1, rows, out, in, 1.0, X.host + x_off, in, P.host + w_off, in, beta, ref + y_off, out);
     ref_gemm(0, 1, rows, out, in, 1.0, ax + x_off, in, aw + w_off, in, beta, mag + y_off, out);
     char what[96];
-    snprintf(what, sizeof what, "linear rows=%zu in=%zu out=%zu%s", rows, in, out, accumulate ? " accumulate" : "");
+    snprintf(what, sizeof what, "linear rows=%zu in=%zu out=%zu%s%s", rows, in, out, accumulate ? " accumulate" : "",
+             packed ? " packed" : "");
     expect_gemm_close(what, Y.host + y_off, ref + y_off, mag + y_off, rows, out, out, in);
     expect_untouched(what, &Y, y_off, rows, out, out, 0, 1);
     dbuf_download(&X);
@@ -367,20 +404,122 @@ static void run_linear_case(size_t rows, size_t in, size_t out, int accumulate) 
 
 static void test_linear(void **state) {
     (void)state;
-    run_linear_case(5, 33, 7, 0);
-    run_linear_case(5, 33, 7, 1);
-    run_linear_case(2 * 197, 64, 3 * 64, 0); /* a small qkv projection */
-    run_linear_case(197, 768, 64, 1);        /* residual accumulate, k = 768 */
-    run_linear_case(1, 1, 1, 1);
+    for (int packed = 0; packed <= 1; packed++) {
+        run_linear_case(5, 33, 7, 0, packed);
+        run_linear_case(5, 33, 7, 1, packed);
+        run_linear_case(2 * 197, 64, 3 * 64, 0, packed); /* a small qkv projection */
+        run_linear_case(197, 768, 64, 1, packed);        /* residual accumulate, k = 768 */
+        run_linear_case(11, 40, 70, 1, packed);          /* rows and columns past the 8 x 32 blocks */
+        run_linear_case(1, 1, 1, 1, packed);
+    }
+}
+
+/* stacl_linear_bias / _keep: y = act(x w^T (+ y) + bias), and the value
+ * before the activation in pre. On stacl's engine with a packed weight this
+ * is one kernel (gemm_rows.cl's epilogue); otherwise linear + bias_act. The
+ * reference is in double; the bound is the GEMM's on the pre-activation
+ * (plus |bias|), times 1.2 for the activation's slope (at most 1.13 for
+ * both GELUs), plus |v| for the activation's own rounding (> 4 u |v|). */
+static double ref_activation(double v, int act) {
+    if (act == STACL_BIAS_QUICK_GELU) return v / (1.0 + exp(-1.702 * v));
+    if (act == STACL_BIAS_GELU) return 0.5 * v * (1.0 + erf(v / sqrt(2.0)));
+    return v;
+}
+
+static void run_linear_bias_case(size_t rows, size_t in, size_t out, int act, int accumulate, int keep, int packed) {
+    const size_t x_off = 2, w_off = 7, b_off = 3, y_off = 4, u_off = 5;
+    dbuf X = dbuf_new(x_off + rows * in + 1), P = dbuf_new(w_off + out * in + b_off + out + 2);
+    dbuf Y = dbuf_new(y_off + rows * out + 3), U = dbuf_new(u_off + rows * out + 2);
+    const size_t bias_at = w_off + out * in + b_off;
+    tu_fill_random(X.host + x_off, rows * in, 3 * rows + in, 1.0f);
+    tu_fill_random(P.host + w_off, out * in, out + 7 * in, 0.2f);
+    tu_fill_random(P.host + bias_at, out, out + 1, 1.0f);
+    if (accumulate) tu_fill_random(Y.host + y_off, rows * out, rows + 5 * out, 1.0f);
+    dbuf_upload(&X);
+    dbuf_upload(&P);
+    dbuf_upload(&Y);
+    dbuf_upload(&U);
+    packed = packed && g_ctx->gemm_rows;
+    dbuf PK = dbuf_new(packed ? stacl_gemm_packed_floats(out, in) : 1);
+    dbuf_upload(&PK);
+    if (packed) ST_CHECK(stacl_gemm_pack_linear(g_ctx, P.mem, w_off, out, in, PK.mem, 0));
+    if (keep)
+        ST_CHECK(stacl_linear_bias_keep(g_ctx, rows, in, out, X.mem, x_off, P.mem, w_off, P.mem, bias_at, act, U.mem,
+                                        u_off, Y.mem, y_off));
+    else
+        ST_CHECK(stacl_linear_bias(g_ctx, rows, in, out, X.mem, x_off, P.mem, w_off, P.mem, bias_at, act, Y.mem,
+                                   y_off, accumulate));
+    if (packed) stacl_gemm_forget_packed(g_ctx, P.mem);
+    dbuf_free(&PK);
+    dbuf_download(&Y);
+    dbuf_download(&U);
+    const size_t n = rows * out;
+    float *ref = xmalloc_f(n), *mag = xmalloc_f(n), *pre = xmalloc_f(n), *pre_mag = xmalloc_f(n);
+    for (size_t i = 0; i < rows; i++)
+        for (size_t j = 0; j < out; j++) {
+            double v = P.host[bias_at + j], m = fabs(v);
+            for (size_t q = 0; q < in; q++) {
+                const double t = (double)X.host[x_off + i * in + q] * P.host[w_off + j * in + q];
+                v += t;
+                m += fabs(t);
+            }
+            if (accumulate && !keep) {
+                v += Y.sent[y_off + i * out + j];
+                m += fabs(Y.sent[y_off + i * out + j]);
+            }
+            pre[i * out + j] = (float)v;
+            pre_mag[i * out + j] = (float)m;
+            ref[i * out + j] = (float)ref_activation(v, act);
+            mag[i * out + j] = (float)(1.2 * m + fabs(v));
+        }
+    char what[120];
+    snprintf(what, sizeof what, "linear+bias rows=%zu in=%zu out=%zu act=%d%s%s%s", rows, in, out, act,
+             accumulate && !keep ? " accumulate" : "", keep ? " keep" : "", packed ? " packed" : "");
+    expect_gemm_close(what, Y.host + y_off, ref, mag, rows, out, out, in + 1);
+    expect_untouched(what, &Y, y_off, rows, out, out, 0, 1);
+    if (keep) {
+        expect_gemm_close("  its pre-activation", U.host + u_off, pre, pre_mag, rows, out, out, in + 1);
+        expect_untouched("  its pre-activation", &U, u_off, rows, out, out, 0, 1);
+    } else {
+        expect_unchanged("  pre-activation buffer (unused)", &U);
+    }
+    dbuf_download(&P);
+    expect_unchanged("linear+bias w", &P);
+    dbuf_free(&X);
+    dbuf_free(&P);
+    dbuf_free(&Y);
+    dbuf_free(&U);
+    free(ref);
+    free(mag);
+    free(pre);
+    free(pre_mag);
+}
+
+static void test_linear_bias(void **state) {
+    (void)state;
+    for (int packed = 0; packed <= 1; packed++) {
+        run_linear_bias_case(9, 40, 70, STACL_BIAS_ONLY, 1, 0, packed);  /* partial row block and panel */
+        run_linear_bias_case(9, 40, 70, STACL_BIAS_QUICK_GELU, 0, 0, packed);
+        run_linear_bias_case(16, 24, 64, STACL_BIAS_GELU, 0, 0, packed); /* full blocks */
+        run_linear_bias_case(9, 40, 70, STACL_BIAS_QUICK_GELU, 0, 1, packed);
+        run_linear_bias_case(16, 24, 64, STACL_BIAS_GELU, 0, 1, packed);
+    }
 }
 
 /* ---- failures ------------------------------------------------------------------------ */
 
+/* CLBlast's refusals come back as BLAS errors naming it; stacl's engine
+ * checks shapes against the buffers itself and names the matrix. */
 static void expect_blas_failure(stacl_status st, const char *what) {
     const char *msg = stacl_last_error();
     printf("    %s -> %s: %s\n", what, stacl_status_str(st), msg);
-    assert_true(st == STACL_ERR_BLAS || st == STACL_ERR_OUT_OF_MEMORY);
-    assert_non_null(strstr(msg, "CLBlast"));
+    if (g_ctx->gemm_rows) {
+        assert_int_equal(st, STACL_ERR_INVALID_ARG);
+        assert_true(strstr(msg, "its buffer holds") || strstr(msg, "leading dimension"));
+    } else {
+        assert_true(st == STACL_ERR_BLAS || st == STACL_ERR_OUT_OF_MEMORY);
+        assert_non_null(strstr(msg, "CLBlast"));
+    }
 }
 
 static void test_gemm_errors(void **state) {
@@ -469,8 +608,11 @@ int main(void) {
         cmocka_unit_test(test_gemm_batched_attention),
         cmocka_unit_test(test_gemm_batched_gaps),
         cmocka_unit_test(test_linear),
+        cmocka_unit_test(test_linear_bias),
         cmocka_unit_test(test_gemm_errors),
         cmocka_unit_test(test_gemm_failure_not_profiled),
     };
-    return cmocka_run_group_tests(tests, group_setup, cl_test_group_teardown);
+    int failed = cmocka_run_group_tests_name("CLBlast", tests, setup_clblast, cl_test_group_teardown);
+    failed += cmocka_run_group_tests_name("stacl's GEMM kernels", tests, setup_stacl, cl_test_group_teardown);
+    return failed;
 }

@@ -334,8 +334,26 @@ static void test_layernorm_class_token(void **state) {
 
 /* x: [rows, cols] host input. Runs the kernel at x_off inside a canary
  * buffer and checks against the reference. */
+static void run_softmax_kernel(const char *label, size_t rows, size_t cols, size_t causal_len, const float *x,
+                               size_t x_off);
+
+/* Both softmax kernels, whatever the device: the work-group-per-row one
+ * (GPUs) and the row-per-work-item one (CPU devices, softmax_rows_wide),
+ * chosen by the device type the context recorded. */
 static void run_softmax_case(const char *label, size_t rows, size_t cols, size_t causal_len, const float *x,
                              size_t x_off) {
+    const int was_cpu = g_ctx->info.is_cpu;
+    char what[96];
+    for (int cpu = 0; cpu <= 1; cpu++) {
+        g_ctx->info.is_cpu = cpu;
+        snprintf(what, sizeof what, "%s%s", label, cpu ? " (row kernel)" : "");
+        run_softmax_kernel(what, rows, cols, causal_len, x, x_off);
+    }
+    g_ctx->info.is_cpu = was_cpu;
+}
+
+static void run_softmax_kernel(const char *label, size_t rows, size_t cols, size_t causal_len, const float *x,
+                               size_t x_off) {
     float *ref = xmalloc_f(rows * cols), *got = xmalloc_f(rows * cols);
     dbuf xb = dbuf_new(x_off + rows * cols + 9);
     const region r = DENSE(x_off, rows * cols);

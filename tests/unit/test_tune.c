@@ -445,6 +445,10 @@ static void test_cli_usage(void **state) {
 }
 
 int main(void) {
+    /* These tests are about CLBlast's tuning as the runtime applies it: keep
+     * stacl_gemm* on CLBlast even on CPU devices (whose default engine is
+     * stacl's own kernels, test_gemm). */
+    setenv("STACL_GEMM", "clblast", 1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_cli_usage),

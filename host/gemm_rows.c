@@ -1,0 +1,196 @@
+/* gemm_rows.c: stacl's own GEMM engine (kernels/gemm_rows.cl), the default
+ * on CPU devices, where CLBlast's GPU-shaped kernels reach a fraction of the
+ * machine (docs/performance.md). gemm.c routes stacl_gemm, stacl_gemm_batched
+ * and stacl_linear here when ctx->gemm_rows is set.
+ *
+ * Frozen Linear weights are packed once, at model load, into 32-column
+ * panels (a second copy: the originals stay for the backward and for
+ * CLBlast); stacl_linear finds the packed copy by (buffer, offset) in the
+ * context's table. A weight without one takes the dot-product kernel. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "launch.h"
+#include "ops_backward.h"
+
+#define GEMM_MR 8  /* rows per work-item, as in gemm_rows.cl */
+#define GEMM_NR 32 /* panel width */
+#define GEMM_DM 4  /* gemm_rows_nt's block */
+#define GEMM_DN 4
+
+typedef struct stacl_packed_weight {
+    cl_mem src;
+    size_t src_off, out, in;
+    cl_mem packed;
+    size_t packed_off;
+} stacl_packed_weight;
+
+static size_t div_up(size_t a, size_t b) { return (a + b - 1) / b; }
+
+stacl_status stacl_gemm_engine_setup(stacl_ctx *ctx) {
+    const char *env = getenv("STACL_GEMM");
+    int own = ctx->info.is_cpu;
+    if (env && *env) {
+        if (!strcmp(env, "stacl")) own = 1;
+        else if (!strcmp(env, "clblast")) own = 0;
+        else return stacl_fail(STACL_ERR_INVALID_ARG, "STACL_GEMM='%s': expected 'stacl' or 'clblast'", env);
+    }
+    /* A program loaded from a device binary may lack these kernels. */
+    ctx->gemm_rows = own && ctx->kernels[K_GEMM_ROWS] && ctx->kernels[K_GEMM_ROWS_NT] &&
+                     ctx->kernels[K_GEMM_PACK_PANELS];
+    return STACL_OK;
+}
+
+const char *stacl_gemm_engine_name(const stacl_ctx *ctx) {
+    return ctx->gemm_rows ? "stacl (kernels/gemm_rows.cl)" : "CLBlast";
+}
+
+void stacl_gemm_engine_release(stacl_ctx *ctx) {
+    free(ctx->packed);
+    ctx->packed = NULL;
+    ctx->n_packed = ctx->cap_packed = 0;
+}
+
+/* One operand: `batch` matrices of [rows, cols] (as stored) with leading
+ * dimension ld, stride floats apart from off. Refuses what BLAS refuses
+ * (ld < cols) and what would read or write past the buffer, naming both:
+ * the kernels do no bounds checks of their own. */
+static stacl_status check_operand(stacl_ctx *ctx, const char *op, const char *name, cl_mem mem, size_t off,
+                                  size_t stride, size_t batch, size_t rows, size_t cols, size_t ld) {
+    if (rows == 0 || cols == 0) return STACL_OK; /* k = 0: nothing of A or B is read */
+    if (ld < cols)
+        return stacl_fail(STACL_ERR_INVALID_ARG, "%s: matrix %s: leading dimension %zu is below its %zu columns", op,
+                          name, ld, cols);
+    const size_t end = off + (batch - 1) * stride + (rows - 1) * ld + cols;
+    stacl_status st = check_u32(op, end);
+    if (st != STACL_OK) return st;
+    size_t bytes = 0;
+    cl_int err = clGetMemObjectInfo(mem, CL_MEM_SIZE, sizeof bytes, &bytes, NULL);
+    if (err != CL_SUCCESS) return stacl_fail_context(stacl_cl_fail(ctx, err, "clGetMemObjectInfo"), "%s: %s", op, name);
+    if (end > bytes / sizeof(float))
+        return stacl_fail(STACL_ERR_INVALID_ARG, "%s: matrix %s (%zu x [%zu x %zu], leading dimension %zu, offset "
+                          "%zu) needs %zu floats; its buffer holds %zu on device '%s'", op, name, batch, rows, cols,
+                          ld, off, end, bytes / sizeof(float), ctx->info.name);
+    return STACL_OK;
+}
+
+stacl_status stacl_gemm_rows_call(stacl_ctx *ctx, int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha,
+                                  cl_mem a, size_t a_off, size_t lda, size_t a_stride, cl_mem b, size_t b_off,
+                                  size_t ldb, size_t b_stride, float beta, cl_mem c, size_t c_off, size_t ldc,
+                                  size_t c_stride, size_t batch) {
+    stacl_status st = STACL_OK;
+    const char *op = batch > 1 ? "gemm_batched" : "gemm";
+    if (m == 0 || n == 0 || batch == 0) return STACL_OK;
+    TRY(check_operand(ctx, op, "A", a, a_off, a_stride, batch, trans_a ? k : m, trans_a ? m : k, lda));
+    TRY(check_operand(ctx, op, "B", b, b_off, b_stride, batch, trans_b ? n : k, trans_b ? k : n, ldb));
+    TRY(check_operand(ctx, op, "C", c, c_off, c_stride, batch, m, n, ldc));
+    if (!trans_a && trans_b) { /* a [m, k], b [n, k]: dot products along k */
+        const size_t items = div_up(m, GEMM_DM) * div_up(n, GEMM_DN) * batch;
+        TRY(check_u32(op, items));
+        arg_list l = args_for(ctx, K_GEMM_ROWS_NT);
+        arg_mem(&l, a); arg_u32(&l, a_off); arg_u32(&l, lda); arg_u32(&l, a_stride);
+        arg_mem(&l, b); arg_u32(&l, b_off); arg_u32(&l, ldb); arg_u32(&l, b_stride);
+        arg_mem(&l, c); arg_u32(&l, c_off); arg_u32(&l, ldc); arg_u32(&l, c_stride);
+        arg_u32(&l, m); arg_u32(&l, n); arg_u32(&l, k); arg_u32(&l, batch);
+        arg_f32(&l, alpha); arg_f32(&l, beta);
+        st = launch(ctx, op, &l, items, 0);
+    } else {
+        /* B(k, n) for the panel kernel: row-major [k, n] is read as
+         * 32-wide vectors; [n, k] (with a transposed a) is gathered. */
+        const size_t b_col = trans_b ? ldb : 1, b_row = trans_b ? 1 : ldb;
+        const size_t items = div_up(m, GEMM_MR) * div_up(n, GEMM_NR) * batch;
+        TRY(check_u32(op, items));
+        arg_list l = args_for(ctx, K_GEMM_ROWS);
+        arg_mem(&l, a); arg_u32(&l, a_off); arg_u32(&l, trans_a ? 1 : lda); arg_u32(&l, trans_a ? lda : 1);
+        arg_u32(&l, a_stride);
+        arg_mem(&l, b); arg_u32(&l, b_off); arg_u32(&l, GEMM_NR * b_col); arg_u32(&l, b_col); arg_u32(&l, b_row);
+        arg_u32(&l, b_stride); arg_u32(&l, 0);
+        arg_mem(&l, c); arg_u32(&l, c_off); arg_u32(&l, ldc); arg_u32(&l, c_stride);
+        arg_u32(&l, m); arg_u32(&l, n); arg_u32(&l, k); arg_u32(&l, batch);
+        arg_f32(&l, alpha); arg_f32(&l, beta);
+        arg_mem(&l, c); arg_u32(&l, 0); arg_u32(&l, 0); /* no epilogue: neither buffer is read */
+        arg_mem(&l, c); arg_u32(&l, 0);
+        st = launch(ctx, op, &l, items, 0);
+    }
+cleanup:
+    return st;
+}
+
+size_t stacl_gemm_packed_floats(size_t out, size_t in) { return div_up(out, GEMM_NR) * GEMM_NR * in; }
+
+static const stacl_packed_weight *find_packed(const stacl_ctx *ctx, cl_mem w, size_t w_off, size_t out, size_t in) {
+    for (size_t i = 0; i < ctx->n_packed; i++) {
+        const stacl_packed_weight *p = &ctx->packed[i];
+        if (p->src == w && p->src_off == w_off && p->out == out && p->in == in) return p;
+    }
+    return NULL;
+}
+
+stacl_status stacl_gemm_pack_linear(stacl_ctx *ctx, cl_mem w, size_t w_off, size_t out, size_t in, cl_mem dst,
+                                    size_t dst_off) {
+    stacl_status st = STACL_OK;
+    const size_t floats = stacl_gemm_packed_floats(out, in);
+    TRY(check_u32("gemm_pack_panels", w_off + out * in));
+    TRY(check_u32("gemm_pack_panels", dst_off + floats));
+    if (!find_packed(ctx, w, w_off, out, in) && ctx->n_packed == ctx->cap_packed) {
+        size_t cap = ctx->cap_packed ? 2 * ctx->cap_packed : 64;
+        stacl_packed_weight *grown = realloc(ctx->packed, cap * sizeof *grown);
+        if (!grown) return stacl_fail(STACL_ERR_OUT_OF_MEMORY, "out of host memory (packed weight table)");
+        ctx->packed = grown;
+        ctx->cap_packed = cap;
+    }
+    arg_list l = args_for(ctx, K_GEMM_PACK_PANELS);
+    arg_mem(&l, w); arg_u32(&l, w_off); arg_u32(&l, in);
+    arg_mem(&l, dst); arg_u32(&l, dst_off); arg_u32(&l, out); arg_u32(&l, in);
+    TRY(launch(ctx, "gemm_pack", &l, floats, 0));
+    stacl_packed_weight *p = (stacl_packed_weight *)find_packed(ctx, w, w_off, out, in);
+    if (!p) p = &ctx->packed[ctx->n_packed++];
+    *p = (stacl_packed_weight){w, w_off, out, in, dst, dst_off};
+cleanup:
+    return st;
+}
+
+void stacl_gemm_forget_packed(stacl_ctx *ctx, cl_mem src) {
+    size_t kept = 0;
+    for (size_t i = 0; i < ctx->n_packed; i++)
+        if (ctx->packed[i].src != src) ctx->packed[kept++] = ctx->packed[i];
+    ctx->n_packed = kept;
+}
+
+stacl_status stacl_gemm_rows_linear(stacl_ctx *ctx, size_t rows, size_t in, size_t out, cl_mem x, size_t x_off,
+                                    cl_mem w, size_t w_off, cl_mem bias, size_t bias_off, int act, cl_mem pre,
+                                    size_t pre_off, cl_mem y, size_t y_off, int accumulate) {
+    stacl_status st = STACL_OK;
+    const stacl_packed_weight *p = find_packed(ctx, w, w_off, out, in);
+    if (!p) { /* the dot-product kernel on the weight as stored, then the bias pass */
+        TRY(stacl_gemm_rows_call(ctx, 0, 1, rows, out, in, 1.0f, x, x_off, in, 0, w, w_off, in, 0,
+                                 accumulate ? 1.0f : 0.0f, y, y_off, out, 0, 1));
+        if (bias && pre)
+            TRY(stacl_op_bias_act_keep(ctx, (stacl_bias_act)act, rows, out, y, y_off, pre, pre_off, bias, bias_off));
+        else if (bias)
+            TRY(stacl_op_bias_act(ctx, (stacl_bias_act)act, rows, out, y, y_off, bias, bias_off));
+        return STACL_OK;
+    }
+    if (rows == 0 || out == 0) return STACL_OK;
+    const size_t items = div_up(rows, GEMM_MR) * div_up(out, GEMM_NR);
+    TRY(check_operand(ctx, "linear", "x", x, x_off, 0, 1, rows, in, in));
+    TRY(check_operand(ctx, "linear", "y", y, y_off, 0, 1, rows, out, out));
+    if (bias) TRY(check_operand(ctx, "linear", "bias", bias, bias_off, 0, 1, 1, out, out));
+    if (pre) TRY(check_operand(ctx, "linear", "pre-activation", pre, pre_off, 0, 1, rows, out, out));
+    TRY(check_u32("linear", items));
+    arg_list l = args_for(ctx, K_GEMM_ROWS);
+    arg_mem(&l, x); arg_u32(&l, x_off); arg_u32(&l, in); arg_u32(&l, 1); arg_u32(&l, 0);
+    /* Packed panels [ceil(out/32)][in][32], zero past `out`. */
+    arg_mem(&l, p->packed); arg_u32(&l, p->packed_off); arg_u32(&l, GEMM_NR * in); arg_u32(&l, 1);
+    arg_u32(&l, GEMM_NR); arg_u32(&l, 0); arg_u32(&l, 1);
+    arg_mem(&l, y); arg_u32(&l, y_off); arg_u32(&l, out); arg_u32(&l, 0);
+    arg_u32(&l, rows); arg_u32(&l, out); arg_u32(&l, in); arg_u32(&l, 1);
+    arg_f32(&l, 1.0f); arg_f32(&l, accumulate ? 1.0f : 0.0f);
+    /* gemm_rows.cl's epilogue codes: 0 none, 1 + stacl_bias_act, + 4 to keep the pre-activation */
+    arg_mem(&l, bias ? bias : y); arg_u32(&l, bias ? bias_off : 0);
+    arg_u32(&l, (bias ? 1 + (size_t)act : 0) + (bias && pre ? 4 : 0));
+    arg_mem(&l, bias && pre ? pre : y); arg_u32(&l, bias && pre ? pre_off : 0);
+    st = launch(ctx, "gemm", &l, items, 0);
+cleanup:
+    return st;
+}
