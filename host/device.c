@@ -320,3 +320,5 @@ stacl_status stacl_device_buffer(stacl_ctx *ctx, size_t bytes, cl_mem_flags flag
 }
 
 const stacl_device_info *stacl_ctx_device(const stacl_ctx *ctx) { return &ctx->info; }
+
+const char *stacl_ctx_gemm_engine(const stacl_ctx *ctx) { return stacl_gemm_engine_name(ctx); }

@@ -51,69 +51,91 @@ void stacl_gemm_engine_release(stacl_ctx *ctx) {
     ctx->n_packed = ctx->cap_packed = 0;
 }
 
+/* A batch-stride pair (outer, inner) as a kernel argument (uint2). */
+static void arg_batch(arg_list *l, const stacl_gemm_operand *o) {
+    cl_uint2 v = {{(cl_uint)o->stride, (cl_uint)o->inner_stride}};
+    if (l->err == CL_SUCCESS) l->err = clSetKernelArg(l->kernel, l->next, sizeof v, &v);
+    l->next++;
+}
+
 /* One operand: `batch` matrices of [rows, cols] (as stored) with leading
- * dimension ld, stride floats apart from off. Refuses what BLAS refuses
- * (ld < cols) and what would read or write past the buffer, naming both:
- * the kernels do no bounds checks of their own. */
-static stacl_status check_operand(stacl_ctx *ctx, const char *op, const char *name, cl_mem mem, size_t off,
-                                  size_t stride, size_t batch, size_t rows, size_t cols, size_t ld) {
+ * dimension ld, batch b = outer * inner + i at off + outer stride + i
+ * inner_stride. Refuses what BLAS refuses (ld < cols) and what would read or
+ * write past the buffer, naming both: the kernels do no bounds checks of
+ * their own. */
+static stacl_status check_operand(stacl_ctx *ctx, const char *op, const char *name, const stacl_gemm_operand *o,
+                                  size_t batch, size_t inner, size_t rows, size_t cols) {
     if (rows == 0 || cols == 0) return STACL_OK; /* k = 0: nothing of A or B is read */
-    if (ld < cols)
+    if (o->ld < cols)
         return stacl_fail(STACL_ERR_INVALID_ARG, "%s: matrix %s: leading dimension %zu is below its %zu columns", op,
-                          name, ld, cols);
-    const size_t end = off + (batch - 1) * stride + (rows - 1) * ld + cols;
+                          name, o->ld, cols);
+    const size_t end = o->off + (batch / inner - 1) * o->stride + (inner - 1) * o->inner_stride + (rows - 1) * o->ld +
+                       cols;
     stacl_status st = check_u32(op, end);
+    if (st == STACL_OK) st = check_u32(op, o->stride);
+    if (st == STACL_OK) st = check_u32(op, o->inner_stride);
     if (st != STACL_OK) return st;
     size_t bytes = 0;
-    cl_int err = clGetMemObjectInfo(mem, CL_MEM_SIZE, sizeof bytes, &bytes, NULL);
+    cl_int err = clGetMemObjectInfo(o->mem, CL_MEM_SIZE, sizeof bytes, &bytes, NULL);
     if (err != CL_SUCCESS) return stacl_fail_context(stacl_cl_fail(ctx, err, "clGetMemObjectInfo"), "%s: %s", op, name);
     if (end > bytes / sizeof(float))
         return stacl_fail(STACL_ERR_INVALID_ARG, "%s: matrix %s (%zu x [%zu x %zu], leading dimension %zu, offset "
                           "%zu) needs %zu floats; its buffer holds %zu on device '%s'", op, name, batch, rows, cols,
-                          ld, off, end, bytes / sizeof(float), ctx->info.name);
+                          o->ld, o->off, end, bytes / sizeof(float), ctx->info.name);
     return STACL_OK;
+}
+
+stacl_status stacl_gemm_rows(stacl_ctx *ctx, int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha,
+                             const stacl_gemm_operand *a, const stacl_gemm_operand *b, float beta,
+                             const stacl_gemm_operand *c, size_t batch, size_t batch_inner) {
+    stacl_status st = STACL_OK;
+    const char *op = batch > 1 ? "gemm_batched" : "gemm";
+    if (m == 0 || n == 0 || batch == 0) return STACL_OK;
+    if (batch_inner == 0 || batch % batch_inner)
+        return stacl_fail(STACL_ERR_INVALID_ARG, "%s: batch %zu is not a multiple of its inner count %zu", op, batch,
+                          batch_inner);
+    TRY(check_operand(ctx, op, "A", a, batch, batch_inner, trans_a ? k : m, trans_a ? m : k));
+    TRY(check_operand(ctx, op, "B", b, batch, batch_inner, trans_b ? n : k, trans_b ? k : n));
+    TRY(check_operand(ctx, op, "C", c, batch, batch_inner, m, n));
+    if (!trans_a && trans_b) { /* a [m, k], b [n, k]: dot products along k */
+        const size_t items = div_up(m, GEMM_DM) * div_up(n, GEMM_DN) * batch;
+        TRY(check_u32(op, items));
+        arg_list l = args_for(ctx, K_GEMM_ROWS_NT);
+        arg_mem(&l, a->mem); arg_u32(&l, a->off); arg_u32(&l, a->ld); arg_batch(&l, a);
+        arg_mem(&l, b->mem); arg_u32(&l, b->off); arg_u32(&l, b->ld); arg_batch(&l, b);
+        arg_mem(&l, c->mem); arg_u32(&l, c->off); arg_u32(&l, c->ld); arg_batch(&l, c);
+        arg_u32(&l, m); arg_u32(&l, n); arg_u32(&l, k); arg_u32(&l, batch); arg_u32(&l, batch_inner);
+        arg_f32(&l, alpha); arg_f32(&l, beta);
+        st = launch(ctx, op, &l, items, 0);
+    } else {
+        /* B(k, n) for the panel kernel: row-major [k, n] is read as
+         * 32-wide vectors; [n, k] (with a transposed a) is gathered. */
+        const size_t b_col = trans_b ? b->ld : 1, b_row = trans_b ? 1 : b->ld;
+        const size_t items = div_up(m, GEMM_MR) * div_up(n, GEMM_NR) * batch;
+        TRY(check_u32(op, items));
+        arg_list l = args_for(ctx, K_GEMM_ROWS);
+        arg_mem(&l, a->mem); arg_u32(&l, a->off); arg_u32(&l, trans_a ? 1 : a->ld); arg_u32(&l, trans_a ? a->ld : 1);
+        arg_batch(&l, a);
+        arg_mem(&l, b->mem); arg_u32(&l, b->off); arg_u32(&l, GEMM_NR * b_col); arg_u32(&l, b_col);
+        arg_u32(&l, b_row); arg_batch(&l, b); arg_u32(&l, 0);
+        arg_mem(&l, c->mem); arg_u32(&l, c->off); arg_u32(&l, c->ld); arg_batch(&l, c);
+        arg_u32(&l, m); arg_u32(&l, n); arg_u32(&l, k); arg_u32(&l, batch); arg_u32(&l, batch_inner);
+        arg_f32(&l, alpha); arg_f32(&l, beta);
+        arg_mem(&l, c->mem); arg_u32(&l, 0); arg_u32(&l, 0); /* no epilogue: neither buffer is read */
+        arg_mem(&l, c->mem); arg_u32(&l, 0);
+        st = launch(ctx, op, &l, items, 0);
+    }
+cleanup:
+    return st;
 }
 
 stacl_status stacl_gemm_rows_call(stacl_ctx *ctx, int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha,
                                   cl_mem a, size_t a_off, size_t lda, size_t a_stride, cl_mem b, size_t b_off,
                                   size_t ldb, size_t b_stride, float beta, cl_mem c, size_t c_off, size_t ldc,
                                   size_t c_stride, size_t batch) {
-    stacl_status st = STACL_OK;
-    const char *op = batch > 1 ? "gemm_batched" : "gemm";
-    if (m == 0 || n == 0 || batch == 0) return STACL_OK;
-    TRY(check_operand(ctx, op, "A", a, a_off, a_stride, batch, trans_a ? k : m, trans_a ? m : k, lda));
-    TRY(check_operand(ctx, op, "B", b, b_off, b_stride, batch, trans_b ? n : k, trans_b ? k : n, ldb));
-    TRY(check_operand(ctx, op, "C", c, c_off, c_stride, batch, m, n, ldc));
-    if (!trans_a && trans_b) { /* a [m, k], b [n, k]: dot products along k */
-        const size_t items = div_up(m, GEMM_DM) * div_up(n, GEMM_DN) * batch;
-        TRY(check_u32(op, items));
-        arg_list l = args_for(ctx, K_GEMM_ROWS_NT);
-        arg_mem(&l, a); arg_u32(&l, a_off); arg_u32(&l, lda); arg_u32(&l, a_stride);
-        arg_mem(&l, b); arg_u32(&l, b_off); arg_u32(&l, ldb); arg_u32(&l, b_stride);
-        arg_mem(&l, c); arg_u32(&l, c_off); arg_u32(&l, ldc); arg_u32(&l, c_stride);
-        arg_u32(&l, m); arg_u32(&l, n); arg_u32(&l, k); arg_u32(&l, batch);
-        arg_f32(&l, alpha); arg_f32(&l, beta);
-        st = launch(ctx, op, &l, items, 0);
-    } else {
-        /* B(k, n) for the panel kernel: row-major [k, n] is read as
-         * 32-wide vectors; [n, k] (with a transposed a) is gathered. */
-        const size_t b_col = trans_b ? ldb : 1, b_row = trans_b ? 1 : ldb;
-        const size_t items = div_up(m, GEMM_MR) * div_up(n, GEMM_NR) * batch;
-        TRY(check_u32(op, items));
-        arg_list l = args_for(ctx, K_GEMM_ROWS);
-        arg_mem(&l, a); arg_u32(&l, a_off); arg_u32(&l, trans_a ? 1 : lda); arg_u32(&l, trans_a ? lda : 1);
-        arg_u32(&l, a_stride);
-        arg_mem(&l, b); arg_u32(&l, b_off); arg_u32(&l, GEMM_NR * b_col); arg_u32(&l, b_col); arg_u32(&l, b_row);
-        arg_u32(&l, b_stride); arg_u32(&l, 0);
-        arg_mem(&l, c); arg_u32(&l, c_off); arg_u32(&l, ldc); arg_u32(&l, c_stride);
-        arg_u32(&l, m); arg_u32(&l, n); arg_u32(&l, k); arg_u32(&l, batch);
-        arg_f32(&l, alpha); arg_f32(&l, beta);
-        arg_mem(&l, c); arg_u32(&l, 0); arg_u32(&l, 0); /* no epilogue: neither buffer is read */
-        arg_mem(&l, c); arg_u32(&l, 0);
-        st = launch(ctx, op, &l, items, 0);
-    }
-cleanup:
-    return st;
+    const stacl_gemm_operand oa = {a, a_off, lda, a_stride, 0}, ob = {b, b_off, ldb, b_stride, 0},
+                             oc = {c, c_off, ldc, c_stride, 0};
+    return stacl_gemm_rows(ctx, trans_a, trans_b, m, n, k, alpha, &oa, &ob, beta, &oc, batch, 1);
 }
 
 size_t stacl_gemm_packed_floats(size_t out, size_t in) { return div_up(out, GEMM_NR) * GEMM_NR * in; }
@@ -173,18 +195,20 @@ stacl_status stacl_gemm_rows_linear(stacl_ctx *ctx, size_t rows, size_t in, size
     }
     if (rows == 0 || out == 0) return STACL_OK;
     const size_t items = div_up(rows, GEMM_MR) * div_up(out, GEMM_NR);
-    TRY(check_operand(ctx, "linear", "x", x, x_off, 0, 1, rows, in, in));
-    TRY(check_operand(ctx, "linear", "y", y, y_off, 0, 1, rows, out, out));
-    if (bias) TRY(check_operand(ctx, "linear", "bias", bias, bias_off, 0, 1, 1, out, out));
-    if (pre) TRY(check_operand(ctx, "linear", "pre-activation", pre, pre_off, 0, 1, rows, out, out));
+    const stacl_gemm_operand ox = {x, x_off, in, 0, 0}, oy = {y, y_off, out, 0, 0}, ob = {bias, bias_off, out, 0, 0},
+                             op = {pre, pre_off, out, 0, 0};
+    TRY(check_operand(ctx, "linear", "x", &ox, 1, 1, rows, in));
+    TRY(check_operand(ctx, "linear", "y", &oy, 1, 1, rows, out));
+    if (bias) TRY(check_operand(ctx, "linear", "bias", &ob, 1, 1, 1, out));
+    if (pre) TRY(check_operand(ctx, "linear", "pre-activation", &op, 1, 1, rows, out));
     TRY(check_u32("linear", items));
     arg_list l = args_for(ctx, K_GEMM_ROWS);
-    arg_mem(&l, x); arg_u32(&l, x_off); arg_u32(&l, in); arg_u32(&l, 1); arg_u32(&l, 0);
+    arg_mem(&l, x); arg_u32(&l, x_off); arg_u32(&l, in); arg_u32(&l, 1); arg_batch(&l, &ox);
     /* Packed panels [ceil(out/32)][in][32], zero past `out`. */
     arg_mem(&l, p->packed); arg_u32(&l, p->packed_off); arg_u32(&l, GEMM_NR * in); arg_u32(&l, 1);
-    arg_u32(&l, GEMM_NR); arg_u32(&l, 0); arg_u32(&l, 1);
-    arg_mem(&l, y); arg_u32(&l, y_off); arg_u32(&l, out); arg_u32(&l, 0);
-    arg_u32(&l, rows); arg_u32(&l, out); arg_u32(&l, in); arg_u32(&l, 1);
+    arg_u32(&l, GEMM_NR); arg_batch(&l, &ox); arg_u32(&l, 1);
+    arg_mem(&l, y); arg_u32(&l, y_off); arg_u32(&l, out); arg_batch(&l, &oy);
+    arg_u32(&l, rows); arg_u32(&l, out); arg_u32(&l, in); arg_u32(&l, 1); arg_u32(&l, 1);
     arg_f32(&l, 1.0f); arg_f32(&l, accumulate ? 1.0f : 0.0f);
     /* gemm_rows.cl's epilogue codes: 0 none, 1 + stacl_bias_act, + 4 to keep the pre-activation */
     arg_mem(&l, bias ? bias : y); arg_u32(&l, bias ? bias_off : 0);

@@ -68,7 +68,18 @@ stacl_status stacl_linear_bias_keep(stacl_ctx *ctx, size_t rows, size_t in, size
 stacl_status stacl_gemm_engine_setup(stacl_ctx *ctx);
 const char *stacl_gemm_engine_name(const stacl_ctx *ctx);
 void stacl_gemm_engine_release(stacl_ctx *ctx);
-/* As stacl_gemm_batched (beta 0 or 1 only), on stacl's kernels. */
+/* One operand of stacl_gemm_rows: batch b = outer * batch_inner + inner is
+ * the matrix at off + outer stride + inner inner_stride, rows ld apart. */
+typedef struct stacl_gemm_operand {
+    cl_mem mem;
+    size_t off, ld, stride, inner_stride;
+} stacl_gemm_operand;
+/* c = alpha op(a) op(b) + beta c for every batch, on stacl's kernels, with
+ * two-level batch strides (attention straight from the qkv projection). */
+stacl_status stacl_gemm_rows(stacl_ctx *ctx, int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha,
+                             const stacl_gemm_operand *a, const stacl_gemm_operand *b, float beta,
+                             const stacl_gemm_operand *c, size_t batch, size_t batch_inner);
+/* As stacl_gemm_batched, on stacl's kernels. */
 stacl_status stacl_gemm_rows_call(stacl_ctx *ctx, int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha,
                                   cl_mem a, size_t a_off, size_t lda, size_t a_stride, cl_mem b, size_t b_off,
                                   size_t ldb, size_t b_stride, float beta, cl_mem c, size_t c_off, size_t ldc,

@@ -81,6 +81,10 @@ stacl_status stacl_ctx_create_from_binary(stacl_ctx **out, const char *device_se
 stacl_status stacl_ctx_save_binary(const stacl_ctx *ctx, const char *path);
 void stacl_ctx_free(stacl_ctx *ctx);
 const stacl_device_info *stacl_ctx_device(const stacl_ctx *ctx);
+/* Which GEMM engine the context runs the backbone on, in words: stacl's own
+ * kernels (the default on CPU devices) or CLBlast (elsewhere);
+ * STACL_GEMM=stacl|clblast at context creation overrides. */
+const char *stacl_ctx_gemm_engine(const stacl_ctx *ctx);
 
 /* ---- frozen CLIP vision tower ----------------------------------------- */
 

@@ -183,7 +183,7 @@ static stacl_status forward(stacl_text_state *s, const int32_t *tokens, size_t N
     const int64_t shape[3] = {(int64_t)N, (int64_t)L, (int64_t)W};
     TRY(observe(s, "text_embed", w->x, shape, 3));
     const stacl_block_dims dims = {N, L, W, (size_t)c->heads, (size_t)c->mlp_width, c->ln_eps, c->act, 1};
-    const stacl_block_ws bw = {ws, w->x, w->h, w->qkv, w->q, w->k, w->v, w->scores, w->attn, w->mlp, 0};
+    const stacl_block_ws bw = {ws, w->x, w->h, w->qkv, w->q, w->k, w->v, w->scores, w->attn, w->mlp, 0, 0};
     for (int l = 0; l < c->layers; l++) {
         TRY(stacl_block_forward(ctx, &dims, pm, &o->blocks[l], &bw));
         char name[32];

@@ -215,6 +215,7 @@ static stacl_status block_forward_taped(stacl_trainer *t, int l, const block_tap
     bw.v = tape->v;
     bw.scores = tape->p;
     bw.mlp_pre = tape->u;
+    bw.keep_heads = 1;
     tape_call call = {t, l, tape, clips};
     return stacl_block_forward_hooked(t->model->ctx, &dims, t->model->params, &t->model->off.blocks[l], &bw,
                                       tape_hook, &call);
@@ -231,7 +232,8 @@ static stacl_status forward_blocks(stacl_trainer *t, const float *pixels, size_t
     const size_t F = clips * (size_t)t->T, FLW = F * (size_t)stacl_vision_tokens(c) * (size_t)c->width;
     TRY(stacl_vit_embed(t->model, t->ws, &t->plan, pixels, F));
     const stacl_block_dims dims = stacl_vit_block_dims(c, F);
-    const stacl_block_ws bw = stacl_vit_block_ws(t->ws, &t->plan);
+    stacl_block_ws bw = stacl_vit_block_ws(t->ws, &t->plan);
+    bw.keep_heads = 1; /* the recomputing forward runs the taped forward's kernels: same bits */
     for (int l = 0; l < c->layers; l++) {
         if (l < t->first) {
             TRY(stacl_block_forward(t->model->ctx, &dims, t->model->params, &t->model->off.blocks[l], &bw));

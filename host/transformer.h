@@ -27,6 +27,9 @@ typedef struct stacl_block_ws {
     size_t mlp;     /* [S, L, M] */
     size_t mlp_pre; /* [S, L, M] the MLP's pre-activation kept for training;
                        0: not kept (offset 0 is the pixels, never a block region) */
+    int keep_heads; /* 1: q, k, v and attn are written out per head (training's
+                       tape); 0: stacl's GEMM engine may read q, k, v straight
+                       from qkv and write attn merged, skipping those regions */
 } stacl_block_ws;
 
 stacl_status stacl_block_forward(stacl_ctx *ctx, const stacl_block_dims *d, cl_mem params,

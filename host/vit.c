@@ -122,7 +122,7 @@ stacl_block_dims stacl_vit_block_dims(const stacl_vision_config *c, size_t F) {
 }
 
 stacl_block_ws stacl_vit_block_ws(cl_mem ws, const workspace_plan *w) {
-    return (stacl_block_ws){ws, w->x, w->h, w->qkv, w->q, w->k, w->v, w->scores, w->attn, w->mlp, 0};
+    return (stacl_block_ws){ws, w->x, w->h, w->qkv, w->q, w->k, w->v, w->scores, w->attn, w->mlp, 0, 0};
 }
 
 stacl_status stacl_vit_embed(const stacl_model *m, cl_mem ws, const workspace_plan *w, const float *pixels, size_t F) {

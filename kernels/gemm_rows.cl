@@ -12,9 +12,13 @@
  * whole K loop, one broadcast A value and two 16-wide B loads per k.
  *
  * Element addresses (in floats, all 32-bit like the other kernels):
- *   A(i, k)        = A[a_off + bat a_batch + i a_row + k a_col]
- *   B(k, n)        = B[b_off + bat b_batch + (n / 32) b_panel + (n % 32) b_col + k b_row]
- *   C(i, n)        = C[c_off + bat c_batch + i ldc + n]
+ *   A(i, k)        = A[a_off + at(a_batch) + i a_row + k a_col]
+ *   B(k, n)        = B[b_off + at(b_batch) + (n / 32) b_panel + (n % 32) b_col + k b_row]
+ *   C(i, n)        = C[c_off + at(c_batch) + i ldc + n]
+ * where batch index bat = outer * batch_inner + inner and at(s) = outer s.x +
+ * inner s.y: two levels, so that attention reads q, k, v per (frame, head)
+ * straight out of the qkv projection and writes its output in the merged
+ * layout (batch_inner = 1, s.y = 0 for plain strided batches).
  * B layouts by stride: packed panels [ceil(N/32)][K][32] (b_panel = 32 K,
  * b_col = 1, b_row = 32: the frozen weights, packed once by gemm_pack_panels,
  * columns past N zero); row-major [K, N] (b_panel = 32, b_col = 1,
@@ -28,6 +32,10 @@
  * One work-item per (batch, panel, row block), row blocks fastest so that
  * consecutive work-items share the B panel in cache. */
 #define GEMM_MR 8
+
+inline uint batch_at(uint bat, uint batch_inner, uint2 stride) {
+    return bat / batch_inner * stride.x + bat % batch_inner * stride.y;
+}
 #define GEMM_NR 32
 
 /* One k step of the micro-kernel: `a_at` reads A(i0 + i, k). Unrolled so
@@ -58,10 +66,10 @@ inline float16 gemm_activation(float16 v, uint epilogue) {
     return v;
 }
 
-__kernel void gemm_rows(__global const float *A, uint a_off, uint a_row, uint a_col, uint a_batch,
-                        __global const float *B, uint b_off, uint b_panel, uint b_col, uint b_row, uint b_batch,
-                        uint b_padded, __global float *C, uint c_off, uint ldc, uint c_batch, uint M, uint N, uint K,
-                        uint batch, float alpha, float beta, __global const float *bias, uint bias_off,
+__kernel void gemm_rows(__global const float *A, uint a_off, uint a_row, uint a_col, uint2 a_batch,
+                        __global const float *B, uint b_off, uint b_panel, uint b_col, uint b_row, uint2 b_batch,
+                        uint b_padded, __global float *C, uint c_off, uint ldc, uint2 c_batch, uint M, uint N, uint K,
+                        uint batch, uint batch_inner, float alpha, float beta, __global const float *bias, uint bias_off,
                         uint epilogue, __global float *pre, uint pre_off) {
     const uint row_blocks = (M + GEMM_MR - 1) / GEMM_MR, panels = (N + GEMM_NR - 1) / GEMM_NR;
     const uint gid = get_global_id(0);
@@ -71,8 +79,8 @@ __kernel void gemm_rows(__global const float *A, uint a_off, uint a_row, uint a_
 
     __global const float *a_rows[GEMM_MR]; /* rows past M clamped to M - 1 */
     _Pragma("unroll") for (int i = 0; i < GEMM_MR; i++)
-        a_rows[i] = A + a_off + bat * a_batch + min(i0 + i, M - 1) * a_row;
-    __global const float *b_panel_at = B + b_off + bat * b_batch + p * b_panel;
+        a_rows[i] = A + a_off + batch_at(bat, batch_inner, a_batch) + min(i0 + i, M - 1) * a_row;
+    __global const float *b_panel_at = B + b_off + batch_at(bat, batch_inner, b_batch) + p * b_panel;
 
     float16 acc_lo[GEMM_MR], acc_hi[GEMM_MR];
     _Pragma("unroll") for (int i = 0; i < GEMM_MR; i++) {
@@ -110,7 +118,7 @@ __kernel void gemm_rows(__global const float *A, uint a_off, uint a_row, uint a_
         bias_lanes[j] = (epilogue & 3) != GEMM_EPILOGUE_NONE && n0 + j < N ? bias[bias_off + n0 + j] : 0.0f;
     const float16 bias_lo = vload16(0, bias_lanes), bias_hi = vload16(1, bias_lanes);
 
-    const uint c_base = c_off + bat * c_batch;
+    const uint c_at = batch_at(bat, batch_inner, c_batch), c_base = c_off + c_at;
     _Pragma("unroll") for (int i = 0; i < GEMM_MR; i++) {
         if (i0 + i >= M) continue;
         __global float *c = C + c_base + (i0 + i) * ldc + n0;
@@ -131,7 +139,7 @@ __kernel void gemm_rows(__global const float *A, uint a_off, uint a_row, uint a_
             hi += bias_hi;
         }
         if (epilogue & GEMM_EPILOGUE_KEEP) {
-            __global float *keep = pre + pre_off + bat * c_batch + (i0 + i) * ldc + n0;
+            __global float *keep = pre + pre_off + c_at + (i0 + i) * ldc + n0;
             if (full_panel) {
                 vstore16(lo, 0, keep);
                 vstore16(hi, 1, keep);
@@ -160,14 +168,14 @@ __kernel void gemm_rows(__global const float *A, uint a_off, uint a_row, uint a_
  * C as 16-wide partial dot products (16 float16 accumulators, 8 vector loads
  * per 16 fmas), summed across lanes at the end (a fixed tree: lanes 0-7 +
  * 8-15, then 0-3 + 4-7, ...), then the K % 16 tail in order. Rows and
- * columns past M, N are clamped (read, never stored). Work-items: row blocks
- * fastest, then column blocks, then batch. */
+ * columns past M, N are clamped (read, never stored). Batches as in
+ * gemm_rows. Work-items: row blocks fastest, then column blocks, then batch. */
 #define GEMM_DM 4
 #define GEMM_DN 4
 
-__kernel void gemm_rows_nt(__global const float *A, uint a_off, uint lda, uint a_batch, __global const float *B,
-                           uint b_off, uint ldb, uint b_batch, __global float *C, uint c_off, uint ldc, uint c_batch,
-                           uint M, uint N, uint K, uint batch, float alpha, float beta) {
+__kernel void gemm_rows_nt(__global const float *A, uint a_off, uint lda, uint2 a_batch, __global const float *B,
+                           uint b_off, uint ldb, uint2 b_batch, __global float *C, uint c_off, uint ldc, uint2 c_batch,
+                           uint M, uint N, uint K, uint batch, uint batch_inner, float alpha, float beta) {
     const uint row_blocks = (M + GEMM_DM - 1) / GEMM_DM, col_blocks = (N + GEMM_DN - 1) / GEMM_DN;
     const uint gid = get_global_id(0);
     if (gid >= row_blocks * col_blocks * batch) return;
@@ -175,9 +183,9 @@ __kernel void gemm_rows_nt(__global const float *A, uint a_off, uint lda, uint a
     const uint i0 = rb * GEMM_DM, n0 = cb * GEMM_DN;
     __global const float *a_rows[GEMM_DM], *b_rows[GEMM_DN];
     _Pragma("unroll") for (int i = 0; i < GEMM_DM; i++)
-        a_rows[i] = A + a_off + bat * a_batch + min(i0 + i, M - 1) * lda;
+        a_rows[i] = A + a_off + batch_at(bat, batch_inner, a_batch) + min(i0 + i, M - 1) * lda;
     _Pragma("unroll") for (int j = 0; j < GEMM_DN; j++)
-        b_rows[j] = B + b_off + bat * b_batch + min(n0 + j, N - 1) * ldb;
+        b_rows[j] = B + b_off + batch_at(bat, batch_inner, b_batch) + min(n0 + j, N - 1) * ldb;
     float16 acc[GEMM_DM][GEMM_DN];
     _Pragma("unroll") for (int i = 0; i < GEMM_DM; i++)
         _Pragma("unroll") for (int j = 0; j < GEMM_DN; j++) acc[i][j] = (float16)(0.0f);
@@ -198,7 +206,7 @@ __kernel void gemm_rows_nt(__global const float *A, uint a_off, uint lda, uint a
             const float2 s2 = s4.lo + s4.hi;
             float s = s2.x + s2.y;
             for (uint t = k; t < K; t++) s = fma(a_rows[i][t], b_rows[j][t], s);
-            __global float *c = C + c_off + bat * c_batch + (i0 + i) * ldc + n0 + j;
+            __global float *c = C + c_off + batch_at(bat, batch_inner, c_batch) + (i0 + i) * ldc + n0 + j;
             *c = beta != 0.0f ? alpha * s + beta * *c : alpha * s;
         }
     }

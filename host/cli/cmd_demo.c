@@ -72,6 +72,7 @@ int cmd_demo(int argc, char **argv) {
     if ((st = stacl_ctx_create(&ctx, device)) != STACL_OK) { rc = cli_fail("demo", st); goto done; }
     const stacl_device_info *d = stacl_ctx_device(ctx);
     printf("device: [%d] %s (%s, %s)\n", d->index, d->name, d->platform, d->device_version);
+    printf("GEMMs:  %s\n", stacl_ctx_gemm_engine(ctx));
     printf("model: random CLIP '%s' (width %d, %d layers, %d heads, patch %d, image %d, proj %d), seed %llu\n", preset,
            spec.width, spec.layers, spec.heads, spec.patch, spec.image_size, spec.proj_dim,
            (unsigned long long)spec.seed);

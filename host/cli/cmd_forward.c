@@ -230,7 +230,7 @@ int cmd_forward(int argc, char **argv) {
     if (!y) { fprintf(stderr, "stacl forward: error: out of host memory\n"); rc = CLI_EXIT_FAILURE; goto done; }
     if (!quiet) {
         const stacl_device_info *d = stacl_ctx_device(ctx);
-        printf("device: [%d] %s (%s)\n", d->index, d->name, d->platform);
+        printf("device: [%d] %s (%s), GEMMs on %s\n", d->index, d->name, d->platform, stacl_ctx_gemm_engine(ctx));
         if (actx) {
             const stacl_device_info *e = stacl_ctx_device(actx);
             printf("adapter device: [%d] %s (%s)\n", e->index, e->name, e->platform);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "ops.h"
 #include "tune_search.h"
 
 static void usage(void) {
@@ -29,7 +30,9 @@ static void usage(void) {
            "  --out FILE        where to write the result (default: the device's cache file,\n"
            "                    $STACL_CACHE_DIR or ~/.cache/stacl/tune-<key>.json, applied at start-up)\n"
            "  --quiet           print only the summary\n\n"
-           "STACL_TUNE=off|builtin|FILE at run time chooses other parameters (see docs/performance.md).\n");
+           "STACL_TUNE=off|builtin|FILE at run time chooses other parameters (see docs/performance.md).\n"
+           "CPU devices run their GEMMs on stacl's own kernels by default, not CLBlast: what this\n"
+           "command finds applies there with STACL_GEMM=clblast.\n");
 }
 
 typedef struct progress_state {
@@ -88,6 +91,9 @@ int cmd_tune(int argc, char **argv) {
     printf("device: [%d] %s (%s, driver %s), CLBlast %s\n", d->index, d->name, d->platform, d->driver_version,
            stacl_clblast_version());
     printf("starting from: %s%s%s\n", cur->source, cur->note[0] ? "; " : "", cur->note);
+    if (ctx->gemm_rows)
+        printf("note: this device's GEMMs run on %s; the CLBlast parameters tuned here apply with "
+               "STACL_GEMM=clblast\n", stacl_gemm_engine_name(ctx));
     printf("shapes: ViT-B/16 GEMMs at T = %d%s; budget %d s; writing %s\n", frames,
            training ? " (forward and training's backward)" : "", budget, path);
     fflush(stdout);

@@ -78,6 +78,30 @@ static void test_select_env(void **state) {
     assert_int_equal(index, 0);
 }
 
+/* STACL_GEMM picks the GEMM engine; a value it does not know is an error
+ * naming it, not a silent default. */
+static void test_gemm_engine_env(void **state) {
+    (void)state;
+    stacl_ctx *ctx = NULL;
+    assert_int_equal(stacl_ctx_create(&ctx, NULL), STACL_OK);
+    const int cpu = stacl_ctx_device(ctx)->is_cpu;
+    assert_non_null(strstr(stacl_ctx_gemm_engine(ctx), cpu ? "stacl" : "CLBlast"));
+    stacl_ctx_free(ctx);
+    setenv("STACL_GEMM", "clblast", 1);
+    assert_int_equal(stacl_ctx_create(&ctx, NULL), STACL_OK);
+    assert_string_equal(stacl_ctx_gemm_engine(ctx), "CLBlast");
+    stacl_ctx_free(ctx);
+    setenv("STACL_GEMM", "stacl", 1);
+    assert_int_equal(stacl_ctx_create(&ctx, NULL), STACL_OK);
+    assert_non_null(strstr(stacl_ctx_gemm_engine(ctx), "stacl"));
+    stacl_ctx_free(ctx);
+    setenv("STACL_GEMM", "blas", 1);
+    assert_int_equal(stacl_ctx_create(&ctx, NULL), STACL_ERR_INVALID_ARG);
+    assert_null(ctx);
+    assert_non_null(strstr(stacl_last_error(), "STACL_GEMM='blas'"));
+    unsetenv("STACL_GEMM");
+}
+
 static void test_ctx_on_second_device(void **state) {
     (void)state;
     stacl_ctx *ctx = NULL;
@@ -181,6 +205,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_list),        cmocka_unit_test(test_select_index),
         cmocka_unit_test(test_select_name), cmocka_unit_test(test_select_env),
+        cmocka_unit_test(test_gemm_engine_env),
         cmocka_unit_test(test_ctx_on_second_device),
         cmocka_unit_test(test_binary_cache),
         cmocka_unit_test(test_build_failure_log),
