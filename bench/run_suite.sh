@@ -1,19 +1,21 @@
 #!/bin/sh
 # run_suite.sh: the measurements behind docs/performance.md, in one go, on
-# one device: GEMM shapes (CLBlast defaults, stacl's builtin set, a tuned
-# file) against OpenBLAS (as Debian picks it, and with OPENBLAS_CORETYPE),
-# whole ViT-B/16 forwards (T frames) with the same three sets, PyTorch CPU on
-# the same threads, ST-Adapter training steps (ViT-B/16, T frames, one clip
-# per step; issue 5) and an SVG summary. Every number lands in OUT as JSON.
+# one device, for both GEMM engines: stacl's own kernels (the default on CPU
+# devices) and CLBlast (STACL_GEMM=clblast: with its own parameters and with a
+# tuned file). GEMM shapes against OpenBLAS (as Debian picks it, and with
+# OPENBLAS_CORETYPE), whole ViT-B/16 forwards (T frames) on each engine
+# alternating with PyTorch CPU on the same threads (Debian's OpenBLAS, and
+# with OPENBLAS_CORETYPE), ST-Adapter training steps (ViT-B/16, T frames, one
+# clip per step) and an SVG summary. Every number lands in OUT as JSON.
 #
 #   sh bench/run_suite.sh [BUILD_DIR] [OUT_DIR] [TUNE_FILE]
 #
 # Env: FRAMES (8), GEMM_RUNS (5), FWD_RUNS (3), THREADS (2: PyTorch threads,
 # and OpenBLAS's via OPENBLAS_NUM_THREADS), CORETYPE (SkylakeX: the second
 # OpenBLAS baseline; empty to skip), TRAIN_RUNS (2: timed training steps,
-# plus a warm-up), TRAIN_ADAPTERS ("12x384 24x384"; empty to skip training).
-# Takes 15-30 minutes on a 2-core VM, plus 2-5 for the training steps (a
-# ViT-B/16 step of 8 frames: 15-30 s with 12x384, 28-36 s with 24x384).
+# plus a warm-up), TRAIN_ADAPTERS ("12x384 24x384"; empty to skip training),
+# CLBLAST_OFF_FORWARD (1: also a forward on CLBlast's own parameters, about
+# 2 minutes; 0 to skip). Takes 10-20 minutes on a 2-core VM.
 set -eu
 BUILD=${1:-build}
 OUT=${2:-bench/results}
@@ -29,40 +31,58 @@ export OPENBLAS_NUM_THREADS=$THREADS
 mkdir -p "$OUT"
 uptime | tee "$OUT/load-start.txt"
 
-# Sets: CLBlast's own parameters, the builtin set, the tuned file.
-for set in off builtin tuned; do
-    case $set in tuned) val=$TUNED ;; *) val=$set ;; esac
-    STACL_TUNE=$val "$BUILD/bench/stacl-bench-gemm" --frames "$FRAMES" --runs "$GEMM_RUNS" \
-        --json "$OUT/gemm-$set.json" | tee "$OUT/gemm-$set.txt"
-done
+# Engines: stacl's kernels; CLBlast with its own parameters; CLBlast tuned.
+gemm_run() { # LABEL, then env assignments
+    label=$1
+    shift
+    env "$@" "$BUILD/bench/stacl-bench-gemm" --frames "$FRAMES" --runs "$GEMM_RUNS" \
+        --json "$OUT/gemm-$label.json" | tee "$OUT/gemm-$label.txt"
+}
+gemm_run stacl STACL_GEMM=stacl
+gemm_run clblast-off STACL_GEMM=clblast STACL_TUNE=off
+gemm_run clblast-tuned STACL_GEMM=clblast STACL_TUNE="$TUNED"
 if [ -n "$CORETYPE" ]; then
-    OPENBLAS_CORETYPE=$CORETYPE STACL_TUNE=$TUNED "$BUILD/bench/stacl-bench-gemm" --frames "$FRAMES" \
-        --runs "$GEMM_RUNS" --json "$OUT/gemm-tuned-$CORETYPE.json" | tee "$OUT/gemm-tuned-$CORETYPE.txt"
+    gemm_run "stacl-$CORETYPE" STACL_GEMM=stacl OPENBLAS_CORETYPE="$CORETYPE"
 fi
 
-# Whole forwards, alternating stacl and PyTorch so that load lands on both.
-for set in tuned off; do
-    case $set in tuned) val=$TUNED ;; *) val=$set ;; esac
-    STACL_TUNE=$val "$BUILD/bench/stacl-bench-forward" --frames "$FRAMES" --runs "$FWD_RUNS" \
-        --json "$OUT/forward-$set.json" | tee "$OUT/forward-$set.txt"
-    /usr/bin/python3 bench/torch_forward.py --frames "$FRAMES" --runs "$FWD_RUNS" --threads "$THREADS" \
-        --json "$OUT/torch-$set-neighbour.json" | tee "$OUT/torch-$set-neighbour.txt"
-done
+# Whole forwards, each followed by PyTorch so that load lands on both.
+torch_run() { # LABEL, then env assignments
+    label=$1
+    shift
+    env "$@" /usr/bin/python3 bench/torch_forward.py --frames "$FRAMES" --runs "$FWD_RUNS" --threads "$THREADS" \
+        --json "$OUT/torch-$label.json" | tee "$OUT/torch-$label.txt"
+}
+forward_run() { # LABEL, then env assignments
+    label=$1
+    shift
+    env "$@" "$BUILD/bench/stacl-bench-forward" --frames "$FRAMES" --runs "$FWD_RUNS" \
+        --json "$OUT/forward-$label.json" | tee "$OUT/forward-$label.txt"
+}
+forward_run stacl STACL_GEMM=stacl
+torch_run after-stacl
+if [ -n "$CORETYPE" ]; then torch_run "$CORETYPE-after-stacl" OPENBLAS_CORETYPE="$CORETYPE"; fi
+forward_run clblast-tuned STACL_GEMM=clblast STACL_TUNE="$TUNED"
+torch_run after-clblast
+if [ "${CLBLAST_OFF_FORWARD:-1}" = 1 ]; then forward_run clblast-off STACL_GEMM=clblast STACL_TUNE=off; fi
 
 # Training steps: forward + backward + AdamW of one 8-frame clip with
 # ST-Adapters; the adapters' share of FLOPs and of device time.
 TRAIN_PLOT=
 for ad in $TRAIN_ADAPTERS; do
-    STACL_TUNE=$TUNED "$BUILD/bench/stacl-bench-train" --preset vit-b16 --adapters "$ad" --frames "$FRAMES" \
+    "$BUILD/bench/stacl-bench-train" --preset vit-b16 --adapters "$ad" --frames "$FRAMES" \
         --runs "$TRAIN_RUNS" --json "$OUT/train-$ad.json" | tee "$OUT/train-$ad.txt"
     TRAIN_PLOT="$TRAIN_PLOT $ad=$OUT/train-$ad.json"
 done
 uptime | tee "$OUT/load-end.txt"
 
-python3 bench/plot_results.py --gemm off="$OUT/gemm-off.json" builtin="$OUT/gemm-builtin.json" \
-    tuned="$OUT/gemm-tuned.json" --blas Debian-default="$OUT/gemm-tuned.json" \
-    $( [ -n "$CORETYPE" ] && echo "$CORETYPE=$OUT/gemm-tuned-$CORETYPE.json" ) \
-    --forward off="$OUT/forward-off.json" tuned="$OUT/forward-tuned.json" \
-    --torch "1.13, $THREADS threads=$OUT/torch-tuned-neighbour.json" \
+TORCH_FILES="$OUT/torch-after-stacl.json,$OUT/torch-after-clblast.json"
+python3 bench/plot_results.py --gemm clblast-off="$OUT/gemm-clblast-off.json" \
+    clblast-tuned="$OUT/gemm-clblast-tuned.json" stacl="$OUT/gemm-stacl.json" \
+    --blas Debian-default="$OUT/gemm-stacl.json" \
+    $( [ -n "$CORETYPE" ] && echo "$CORETYPE=$OUT/gemm-stacl-$CORETYPE.json" ) \
+    --forward $( [ "${CLBLAST_OFF_FORWARD:-1}" = 1 ] && echo "clblast-off=$OUT/forward-clblast-off.json" ) \
+    clblast-tuned="$OUT/forward-clblast-tuned.json" stacl="$OUT/forward-stacl.json" \
+    --torch "1.13, $THREADS threads=$TORCH_FILES" \
+    $( [ -n "$CORETYPE" ] && echo "1.13 $CORETYPE=$OUT/torch-$CORETYPE-after-stacl.json" ) \
     $( [ -n "$TRAIN_PLOT" ] && echo "--train $TRAIN_PLOT" ) --out "$OUT/summary.svg"
 echo "wrote $OUT"
