@@ -7,7 +7,7 @@
  * `clips` clips of T frames) and one stacl_trainer_step (AdamW on the host).
  * Reports the median wall and device time per clip, the optimizer step, the
  * device time per op (stacl_trainer_op_times, OpenCL event profiling)
- * grouped into adapter kernels / CLBlast GEMMs / other kernels, the
+ * grouped into adapter kernels / backbone GEMMs / other kernels, the
  * adapters' share of the FLOPs against their share of the device time, and
  * the device memory a step holds.
  *
@@ -134,7 +134,7 @@ static double op_flops(const flop_count *f, const char *op) {
  * fills of the tapes). */
 enum { G_ADAPTER, G_GEMM, G_OTHER, N_GROUPS };
 static const char *const group_name[N_GROUPS] = {"adapter", "gemm", "other"};
-static const char *const group_label[N_GROUPS] = {"adapter kernels", "CLBlast GEMMs", "other kernels"};
+static const char *const group_label[N_GROUPS] = {"adapter kernels", "backbone GEMMs", "other kernels"};
 
 static int op_group(const char *op) {
     if (strncmp(op, "adapter", 7) == 0 && strcmp(op, "adapter_mean_cls") != 0) return G_ADAPTER;
@@ -189,7 +189,7 @@ static void usage(void) {
            "Writes a random CLIP model to a temporary folder, adds freshly initialized ST-Adapters and a\n"
            "linear head, then runs 1 warm-up and N timed training steps (stacl_trainer_accumulate over B clips\n"
            "of T frames, then stacl_trainer_step) and reports the median wall and device time per clip, the\n"
-           "optimizer step, the device time per op grouped into adapter kernels / CLBlast GEMMs / other\n"
+           "optimizer step, the device time per op grouped into adapter kernels / backbone GEMMs / other\n"
            "kernels, the adapters' share of the FLOPs and of the device time, and the device memory held.\n\n"
            "  --preset P        vit-b16: CLIP ViT-B/16 shapes (768 wide, 12 layers, 12 heads, 224 px; default)\n"
            "                    small:   192 wide, 4 layers, 3 heads, MLP 768, 224 px\n"

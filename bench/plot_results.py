@@ -11,7 +11,7 @@ Left: GFLOP/s per GEMM shape for each labelled stacl-bench-gemm run (median,
 stacl wall time) and the OpenBLAS baseline of the first run. Middle: seconds per
 8-frame ViT-B/16 clip (median over all timed passes of the files given for a
 label) for each forward run and PyTorch. Right (with --train): device seconds
-per clip of a training step, by group (adapter kernels, CLBlast GEMMs, other
+per clip of a training step, by group (adapter kernels, backbone GEMMs, other
 kernels; medians), for each stacl-bench-train run.
 """
 import argparse
@@ -95,7 +95,7 @@ def main():
         parts += bars(760, 40, 300, 250, "Forward, 8 frames (median s/clip)", [""],
                       [(l, [v]) for l, v in fwd], "seconds")
     if train:
-        groups = [("adapter", "adapter kernels"), ("gemm", "CLBlast GEMMs"), ("other", "other kernels")]
+        groups = [("adapter", "adapter kernels"), ("gemm", "backbone GEMMs"), ("other", "other kernels")]
         # The first file of each label (one run per label).
         series = [(name, [d[0]["groups"][key]["ms_per_clip_median"] / 1e3 for _, d in train]) for key, name in groups]
         parts += bars(1130, 40, 300, 250, "Training step, 8 frames (device s/clip)", [l for l, _ in train],
