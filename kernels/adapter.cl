@@ -57,13 +57,15 @@ size_t adapter_row(size_t r, uint patches, uint skip) { return skip ? r + r / pa
 void adapter_tile(__global const float *const *ir, __global const float *w, uint nk, uint nj, uint nv,
                   adapter_vec acc[ADAPTER_ROWS][ADAPTER_VECS]) {
     uint n[ADAPTER_VECS];
-    for (int v = 0; v < ADAPTER_VECS; v++) n[v] = nv > v * ADAPTER_VW ? nv - v * ADAPTER_VW : 0;
+    _Pragma("unroll") for (int v = 0; v < ADAPTER_VECS; v++) n[v] = nv > v * ADAPTER_VW ? nv - v * ADAPTER_VW : 0;
+    /* Unrolled loops over rows and vectors keep acc in registers across the
+     * k loop (kernels/gemm_rows.cl: indexed, PoCL keeps it in memory, 4x slower). */
     for (uint k = 0; k < nk; k++, w += nj) {
         adapter_vec wv[ADAPTER_VECS];
-        for (int v = 0; v < ADAPTER_VECS; v++) wv[v] = adapter_load(w + v * ADAPTER_VW, n[v]);
-        for (int r = 0; r < ADAPTER_ROWS; r++) {
+        _Pragma("unroll") for (int v = 0; v < ADAPTER_VECS; v++) wv[v] = adapter_load(w + v * ADAPTER_VW, n[v]);
+        _Pragma("unroll") for (int r = 0; r < ADAPTER_ROWS; r++) {
             const adapter_vec xv = (adapter_vec)(ir[r][k]);
-            for (int v = 0; v < ADAPTER_VECS; v++) acc[r][v] = fma(xv, wv[v], acc[r][v]);
+            _Pragma("unroll") for (int v = 0; v < ADAPTER_VECS; v++) acc[r][v] = fma(xv, wv[v], acc[r][v]);
         }
     }
 }
@@ -83,10 +85,10 @@ void adapter_linear(__global const float *in, uint in_off, uint in_skip, __globa
     const size_t r0 = (i / jblocks) * ADAPTER_ROWS;
     __global const float *ir[ADAPTER_ROWS];
     adapter_vec acc[ADAPTER_ROWS][ADAPTER_VECS];
-    for (int r = 0; r < ADAPTER_ROWS; r++) {
+    _Pragma("unroll") for (int r = 0; r < ADAPTER_ROWS; r++) {
         const size_t rr = r0 + r < rows ? r0 + r : rows - 1; /* past the end: the last row again, unwritten */
         ir[r] = in + in_off + adapter_row(rr, patches, in_skip) * nk;
-        for (int v = 0; v < ADAPTER_VECS; v++) acc[r][v] = (adapter_vec)(0.0f);
+        _Pragma("unroll") for (int v = 0; v < ADAPTER_VECS; v++) acc[r][v] = (adapter_vec)(0.0f);
     }
     __global const float *w = prm + w_off + j0;
     /* Two copies of the loop: full vector loads, or the partial last block. */
@@ -94,10 +96,10 @@ void adapter_linear(__global const float *in, uint in_off, uint in_skip, __globa
     else adapter_tile(ir, w, nk, nj, nv, acc);
     float b[ADAPTER_COLS], t[ADAPTER_COLS];
     for (uint j = 0; j < nv; j++) b[j] = prm[b_off + j0 + j];
-    for (int r = 0; r < ADAPTER_ROWS; r++) {
-        if (r0 + r >= rows) break;
+    _Pragma("unroll") for (int r = 0; r < ADAPTER_ROWS; r++) {
+        if (r0 + r >= rows) continue;
         __global float *o = out + out_off + adapter_row(r0 + r, patches, out_skip) * nj + j0;
-        for (int v = 0; v < ADAPTER_VECS; v++) adapter_vstore(acc[r][v], 0, t + v * ADAPTER_VW);
+        _Pragma("unroll") for (int v = 0; v < ADAPTER_VECS; v++) adapter_vstore(acc[r][v], 0, t + v * ADAPTER_VW);
         for (uint j = 0; j < nv; j++) o[j] = accumulate ? o[j] + (t[j] + b[j]) : t[j] + b[j];
     }
 }

@@ -67,6 +67,8 @@ size_t bwd_row(size_t r, uint patches, uint skip) { return skip ? r + r / patche
  * values of k, BWD_ROWS + BWD_OUTS vector loads feed BWD_ROWS * BWD_OUTS
  * vector multiply-adds. Rows of in are nk floats apart, rows of out nj
  * (both through bwd_row); wt is dense [nj, nk]. */
+/* The fixed-count loops below are unrolled so that the accumulators stay
+ * in registers (indexed, PoCL keeps them in memory: see gemm_rows.cl). */
 void bwd_dot(__global const float *in, uint in_off, uint in_skip, __global const float *wt, uint w_off,
              __global float *out, uint out_off, uint out_skip, uint rows, uint patches, uint nk, uint nj,
              int accumulate) {
@@ -77,27 +79,27 @@ void bwd_dot(__global const float *in, uint in_off, uint in_skip, __global const
     const size_t r0 = (i / jblocks) * BWD_ROWS;
     __global const float *ir[BWD_ROWS];
     __global const float *wr[BWD_OUTS];
-    for (int k = 0; k < BWD_ROWS; k++) {
+    _Pragma("unroll") for (int k = 0; k < BWD_ROWS; k++) {
         const size_t r = r0 + k < rows ? r0 + k : rows - 1;
         ir[k] = in + in_off + bwd_row(r, patches, in_skip) * nk;
     }
-    for (int k = 0; k < BWD_OUTS; k++) wr[k] = wt + w_off + (size_t)min(j0 + k, nj - 1) * nk;
+    _Pragma("unroll") for (int k = 0; k < BWD_OUTS; k++) wr[k] = wt + w_off + (size_t)min(j0 + k, nj - 1) * nk;
     bwd_vec acc[BWD_ROWS][BWD_OUTS];
-    for (int r = 0; r < BWD_ROWS; r++)
-        for (int j = 0; j < BWD_OUTS; j++) acc[r][j] = (bwd_vec)(0.0f);
+    _Pragma("unroll") for (int r = 0; r < BWD_ROWS; r++)
+        _Pragma("unroll") for (int j = 0; j < BWD_OUTS; j++) acc[r][j] = (bwd_vec)(0.0f);
     const uint nkv = nk - nk % BWD_VW;
     for (uint c = 0; c < nkv; c += BWD_VW) {
         bwd_vec a[BWD_ROWS], b[BWD_OUTS];
-        for (int r = 0; r < BWD_ROWS; r++) a[r] = bwd_vload(0, ir[r] + c);
-        for (int j = 0; j < BWD_OUTS; j++) b[j] = bwd_vload(0, wr[j] + c);
-        for (int r = 0; r < BWD_ROWS; r++)
-            for (int j = 0; j < BWD_OUTS; j++) acc[r][j] = fma(a[r], b[j], acc[r][j]);
+        _Pragma("unroll") for (int r = 0; r < BWD_ROWS; r++) a[r] = bwd_vload(0, ir[r] + c);
+        _Pragma("unroll") for (int j = 0; j < BWD_OUTS; j++) b[j] = bwd_vload(0, wr[j] + c);
+        _Pragma("unroll") for (int r = 0; r < BWD_ROWS; r++)
+            _Pragma("unroll") for (int j = 0; j < BWD_OUTS; j++) acc[r][j] = fma(a[r], b[j], acc[r][j]);
     }
-    for (int r = 0; r < BWD_ROWS; r++) {
-        if (r0 + r >= rows) break;
+    _Pragma("unroll") for (int r = 0; r < BWD_ROWS; r++) {
+        if (r0 + r >= rows) continue;
         __global float *o = out + out_off + bwd_row(r0 + r, patches, out_skip) * nj + j0;
-        for (int j = 0; j < BWD_OUTS; j++) {
-            if (j0 + j >= nj) break;
+        _Pragma("unroll") for (int j = 0; j < BWD_OUTS; j++) {
+            if (j0 + j >= nj) continue;
             float s = bwd_hsum(acc[r][j]);
             for (uint c = nkv; c < nk; c++) s = fma(ir[r][c], wr[j][c], s);
             if (accumulate) o[j] += s;
@@ -118,7 +120,7 @@ void bwd_outer_rows(__global const float *u, uint u_ld, uint u_skip, __global co
         __global const float *vr = v + bwd_row(r, patches, v_skip) * v_ld;
         for (uint p = 0; p < patches; p++, ur += u_ld, vr += v_ld) {
             const bwd_vec vv = bwd_load(vr, nv);
-            for (int k = 0; k < BWD_SCAL; k++) acc[k] = fma((bwd_vec)(ur[uo[k]]), vv, acc[k]);
+            _Pragma("unroll") for (int k = 0; k < BWD_SCAL; k++) acc[k] = fma((bwd_vec)(ur[uo[k]]), vv, acc[k]);
             *bacc += vv;
         }
     }
@@ -139,9 +141,9 @@ void bwd_outer(__global const float *u, uint u_off, uint u_skip, __global const 
     const uint j0 = (i % jblocks) * BWD_VW, i0 = (i / jblocks) * BWD_SCAL;
     const uint nv = min((uint)BWD_VW, nj - j0);
     uint uo[BWD_SCAL];
-    for (int k = 0; k < BWD_SCAL; k++) uo[k] = min(i0 + k, ni - 1) - i0;
+    _Pragma("unroll") for (int k = 0; k < BWD_SCAL; k++) uo[k] = min(i0 + k, ni - 1) - i0;
     bwd_vec acc[BWD_SCAL], bacc = (bwd_vec)(0.0f);
-    for (int k = 0; k < BWD_SCAL; k++) acc[k] = (bwd_vec)(0.0f);
+    _Pragma("unroll") for (int k = 0; k < BWD_SCAL; k++) acc[k] = (bwd_vec)(0.0f);
     /* Two copies of the loop: full vector loads, or the partial last block. */
     if (nv == BWD_VW)
         bwd_outer_rows(u + u_off + i0, ni, u_skip, v + v_off + j0, nj, v_skip, frames, patches, uo, BWD_VW, acc,
@@ -149,8 +151,8 @@ void bwd_outer(__global const float *u, uint u_off, uint u_skip, __global const 
     else
         bwd_outer_rows(u + u_off + i0, ni, u_skip, v + v_off + j0, nj, v_skip, frames, patches, uo, nv, acc, &bacc);
     float t[BWD_VW];
-    for (int k = 0; k < BWD_SCAL; k++) {
-        if (i0 + k >= ni) break;
+    _Pragma("unroll") for (int k = 0; k < BWD_SCAL; k++) {
+        if (i0 + k >= ni) continue;
         bwd_vstore(acc[k], 0, t);
         __global float *g = grad + g_off + (size_t)(i0 + k) * nj + j0;
         for (uint j = 0; j < nv; j++) g[j] += t[j];

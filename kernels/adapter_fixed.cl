@@ -45,7 +45,7 @@ __kernel void adapter_fc1_q(__global const short *x, uint x_off, __global const 
     __global const short *xr[FXQ_ROWS];
     long acc[FXQ_ROWS];
     const long bias = (long)b[b_off + a];
-    for (int k = 0; k < FXQ_ROWS; k++) {
+    _Pragma("unroll") for (int k = 0; k < FXQ_ROWS; k++) {
         const size_t r = r0 + k < rows ? r0 + k : rows - 1; /* past the end: recompute the last row, unwritten */
         xr[k] = x + x_off + ((r / patches) * (patches + 1) + 1 + r % patches) * width;
         acc[k] = bias;
@@ -53,9 +53,9 @@ __kernel void adapter_fc1_q(__global const short *x, uint x_off, __global const 
     __global const short *wc = w + w_off + a;
     for (uint c = 0; c < width; c++) {
         const int wv = wc[(size_t)c * aw];
-        for (int k = 0; k < FXQ_ROWS; k++) acc[k] += (long)((int)xr[k][c] * wv);
+        _Pragma("unroll") for (int k = 0; k < FXQ_ROWS; k++) acc[k] += (long)((int)xr[k][c] * wv);
     }
-    for (int k = 0; k < FXQ_ROWS; k++)
+    _Pragma("unroll") for (int k = 0; k < FXQ_ROWS; k++)
         if (r0 + k < rows) h[h_off + (r0 + k) * aw + a] = fxq_sat16(fxq_shift_rne(acc[k], shift));
 }
 
@@ -100,14 +100,14 @@ __kernel void adapter_dwconv3d_q(__global const short *h, uint h_off, __global c
 void fxq_fc2_rows(__global const short *y, __global const short *w, long bias, size_t rows, size_t r0, uint c,
                   uint width, uint aw, long *acc) {
     __global const short *yr[FXQ_ROWS];
-    for (int k = 0; k < FXQ_ROWS; k++) {
+    _Pragma("unroll") for (int k = 0; k < FXQ_ROWS; k++) {
         yr[k] = y + (r0 + k < rows ? r0 + k : rows - 1) * aw;
         acc[k] = bias;
     }
     __global const short *wc = w + c;
     for (uint a = 0; a < aw; a++) {
         const int wv = wc[(size_t)a * width];
-        for (int k = 0; k < FXQ_ROWS; k++) acc[k] += (long)((int)yr[k][a] * wv);
+        _Pragma("unroll") for (int k = 0; k < FXQ_ROWS; k++) acc[k] += (long)((int)yr[k][a] * wv);
     }
 }
 
@@ -124,7 +124,7 @@ __kernel void adapter_fc2_residual_q(__global const short *y, uint y_off, __glob
     const size_t r0 = (i / width) * FXQ_ROWS;
     long acc[FXQ_ROWS];
     fxq_fc2_rows(y + y_off, w + w_off, (long)b[b_off + c], rows, r0, c, width, aw, acc);
-    for (int k = 0; k < FXQ_ROWS; k++) {
+    _Pragma("unroll") for (int k = 0; k < FXQ_ROWS; k++) {
         const size_t r = r0 + k;
         if (r < rows) {
             const size_t at = x_off + ((r / patches) * (patches + 1) + 1 + r % patches) * width + c;

@@ -78,7 +78,7 @@ __kernel void adapter_fc2_update_q(__global const short *y, uint y_off, __global
     const size_t r0 = (i / width) * FXB_ROWS;
     long acc[FXB_ROWS];
     fxq_fc2_rows(y + y_off, w + w_off, (long)b[b_off + c], rows, r0, c, width, aw, acc);
-    for (int k = 0; k < FXB_ROWS; k++) {
+    _Pragma("unroll") for (int k = 0; k < FXB_ROWS; k++) {
         const size_t r = r0 + k;
         if (r < rows) {
             const size_t at = x_off + fxb_row(r, patches, width) + c;
@@ -132,17 +132,17 @@ __kernel void adapter_fc2_backward_input_q(__global const short *gu, uint gu_off
     const size_t r0 = (i / aw) * FXB_ROWS;
     long s[FXB_ROWS];
     __global const short *gr[FXB_ROWS];
-    for (int k = 0; k < FXB_ROWS; k++) {
+    _Pragma("unroll") for (int k = 0; k < FXB_ROWS; k++) {
         gr[k] = gu + gu_off + (r0 + k < rows ? r0 + k : rows - 1) * width;
         s[k] = 0;
     }
     __global const short *wr = w + w_off + (size_t)a * width;
     for (uint c = 0; c < width; c++) {
         const int wv = wr[c];
-        for (int k = 0; k < FXB_ROWS; k++) s[k] += (long)((int)gr[k][c] * wv);
+        _Pragma("unroll") for (int k = 0; k < FXB_ROWS; k++) s[k] += (long)((int)gr[k][c] * wv);
     }
     int bits = 0;
-    for (int k = 0; k < FXB_ROWS; k++)
+    _Pragma("unroll") for (int k = 0; k < FXB_ROWS; k++)
         if (r0 + k < rows) {
             acc[acc_off + (r0 + k) * aw + a] = s[k];
             bits = max(bits, fxb_bitlen(s[k]));
@@ -213,16 +213,16 @@ __kernel void adapter_fc1_backward_input_q(__global const short *gh, uint gh_off
     const size_t r0 = (i / width) * FXB_ROWS;
     long s[FXB_ROWS];
     __global const short *hr[FXB_ROWS];
-    for (int k = 0; k < FXB_ROWS; k++) {
+    _Pragma("unroll") for (int k = 0; k < FXB_ROWS; k++) {
         hr[k] = gh + gh_off + (r0 + k < rows ? r0 + k : rows - 1) * aw;
         s[k] = 0;
     }
     __global const short *wr = w + w_off + (size_t)c * aw;
     for (uint a = 0; a < aw; a++) {
         const int wv = wr[a];
-        for (int k = 0; k < FXB_ROWS; k++) s[k] += (long)((int)hr[k][a] * wv);
+        _Pragma("unroll") for (int k = 0; k < FXB_ROWS; k++) s[k] += (long)((int)hr[k][a] * wv);
     }
-    for (int k = 0; k < FXB_ROWS; k++) {
+    _Pragma("unroll") for (int k = 0; k < FXB_ROWS; k++) {
         const size_t r = r0 + k;
         if (r < rows) {
             const size_t row = fxb_row(r, patches, width) + c;
@@ -243,7 +243,7 @@ __kernel void adapter_fc2_backward_params_q(__global const short *y, uint y_off,
     if (i >= ((size_t)aw + 1) * cb) return;
     const uint a = i / cb, c0 = (i % cb) * FXB_COLS, n = min((uint)FXB_COLS, width - c0);
     long s[FXB_COLS];
-    for (int k = 0; k < FXB_COLS; k++) s[k] = 0;
+    _Pragma("unroll") for (int k = 0; k < FXB_COLS; k++) s[k] = 0;
     for (size_t r = 0; r < rows; r++) {
         const int yv = a < aw ? (int)y[y_off + r * aw + a] : 1; /* a == aw: the bias row */
         __global const short *gr = gu + gu_off + r * width + c0;
@@ -303,7 +303,7 @@ __kernel void adapter_fc1_backward_params_q(__global const short *xq, uint xq_of
     if (i >= ((size_t)width + 1) * ab) return;
     const uint c = i / ab, a0 = (i % ab) * FXB_COLS, n = min((uint)FXB_COLS, aw - a0);
     long s[FXB_COLS];
-    for (int k = 0; k < FXB_COLS; k++) s[k] = 0;
+    _Pragma("unroll") for (int k = 0; k < FXB_COLS; k++) s[k] = 0;
     size_t r = 0;
     for (uint f = 0; f < frames; f++)
         for (uint p = 0; p < patches; p++, r++) {

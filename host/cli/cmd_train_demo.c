@@ -25,7 +25,7 @@
 #include "random_clip.h"
 
 static void usage(void) {
-    printf("usage: stacl train-demo [--seeds 3] [--epochs 10] [--per-class 64] [--val-per-class 32]\n"
+    printf("usage: stacl train-demo [--seeds 3] [--first-seed 0] [--epochs 10] [--per-class 64] [--val-per-class 32]\n"
            "                        [--frames 8] [--lr 6e-3] [--dropout 0.5] [--out DIR] [--device D]\n"
            "                        [--fixed-point q4.12,int8,...] [--fixed-update master|sr|both]\n"
            "                        [--no-baseline]\n\n"
@@ -38,7 +38,9 @@ static void usage(void) {
            "--fixed-point also trains the same adapters in fixed point for each listed format (integer\n"
            "forward and backward, 'stacl train --fixed-point'), with fp32 master weights, stochastic-\n"
            "rounding updates, or both (--fixed-update), from the same initial weights and data order, and\n"
-           "reports each next to the fp32 run.\n");
+           "reports each next to the fp32 run.\n"
+           "--first-seed S runs seeds S .. S + seeds - 1 (each seed: its own backbone, dataset, initial\n"
+           "weights and data order), so that more seeds can be added to an earlier run's.\n");
 }
 
 #define MAX_VARIANTS 16
@@ -125,12 +127,12 @@ int cmd_train_demo(int argc, char **argv) {
     static const cli_opt opts[] = {{"--seeds", 1}, {"--epochs", 1}, {"--per-class", 1}, {"--val-per-class", 1},
                                    {"--frames", 1}, {"--out", 1},   {"--device", 1},    {"--help", 0},
                                    {"--lr", 1},     {"--dropout", 1},  {"--fixed-point", 1}, {"--fixed-update", 1},
-                                   {"--no-baseline", 0}};
+                                   {"--no-baseline", 0}, {"--first-seed", 1}};
     cli_args a = {argc, argv, 1, "train-demo", 0};
     const char *out = NULL, *device = NULL, *lr = "6e-3", *dropout = "0.5", *value;
     const char *fixed = NULL, *update = "master";
-    int seeds = 3, epochs = 10, per_class = 64, val_per_class = 32, frames = 8, baseline = 1, k;
-    while ((k = cli_next(&a, opts, 13, &value)) >= 0) {
+    int seeds = 3, first_seed = 0, epochs = 10, per_class = 64, val_per_class = 32, frames = 8, baseline = 1, k;
+    while ((k = cli_next(&a, opts, 14, &value)) >= 0) {
         int ok = 1;
         switch (k) {
         case 0: ok = cli_int("train-demo", "--seeds", value, 1, 100, &seeds); break;
@@ -150,6 +152,7 @@ int cmd_train_demo(int argc, char **argv) {
                 ok = (cli_usage_error("train-demo", "--fixed-update must be master, sr or both"), 0);
             break;
         case 12: baseline = 0; break;
+        case 13: ok = cli_int("train-demo", "--first-seed", value, 0, 1000000, &first_seed); break;
         }
         if (!ok) return CLI_EXIT_USAGE;
     }
@@ -206,7 +209,8 @@ int cmd_train_demo(int argc, char **argv) {
     snprintf(s_epochs, sizeof s_epochs, "%d", epochs);
     snprintf(s_pc, sizeof s_pc, "%d", per_class);
     snprintf(s_vpc, sizeof s_vpc, "%d", val_per_class);
-    for (int s = 0; s < seeds && rc == 0; s++) {
+    for (int i = 0; i < seeds && rc == 0; i++) {
+        const int s = first_seed + i;
         char dir[PATH_MAX + 32], model[PATH_MAX + 48], data[PATH_MAX + 48], run[PATH_MAX + 96];
         char train_list[PATH_MAX + 64], val_list[PATH_MAX + 64], classes[PATH_MAX + 64];
         snprintf(dir, sizeof dir, "%s/seed%d", root, s);
@@ -251,7 +255,7 @@ int cmd_train_demo(int argc, char **argv) {
             fprintf(stderr, "-- %s --\n", is_baseline ? "baseline: frozen backbone, linear head on frame-averaged "
                                                        "class tokens" : vars[m].name);
             if ((rc = run_command(cmd_train, tr, n)) != 0) break;
-            if (!evaluate(model, run, data, frames, device, &res[s][m])) rc = CLI_EXIT_FAILURE;
+            if (!evaluate(model, run, data, frames, device, &res[i][m])) rc = CLI_EXIT_FAILURE;
         }
     }
     if (rc == 0) {
@@ -259,10 +263,10 @@ int cmd_train_demo(int argc, char **argv) {
                8, 4, res[0][0].n, (cli_now_ms() - t0) / 1000.0);
         printf("  %-6s %-18s %8s %10s %12s\n", "seed", "model", "top-1", "pair acc", "within-pair");
         double mean[MAX_VARIANTS][3] = {{0}};
-        for (int s = 0; s < seeds; s++)
+        for (int i = 0; i < seeds; i++)
             for (int m = 0; m < nv; m++) {
-                const scores *r = &res[s][m];
-                printf("  %-6d %-18s %7.1f%% %9.1f%% %11.1f%%\n", s, vars[m].name, 100 * r->top1, 100 * r->pair,
+                const scores *r = &res[i][m];
+                printf("  %-6d %-18s %7.1f%% %9.1f%% %11.1f%%\n", first_seed + i, vars[m].name, 100 * r->top1, 100 * r->pair,
                        100 * r->within);
                 mean[m][0] += r->top1 / seeds, mean[m][1] += r->pair / seeds, mean[m][2] += r->within / seeds;
             }
