@@ -32,17 +32,19 @@ mkdir -p "$OUT"
 uptime | tee "$OUT/load-start.txt"
 
 # Engines: stacl's kernels; CLBlast with its own parameters; CLBlast tuned.
-gemm_run() { # LABEL, then env assignments
-    label=$1
-    shift
-    env "$@" "$BUILD/bench/stacl-bench-gemm" --frames "$FRAMES" --runs "$GEMM_RUNS" \
-        --json "$OUT/gemm-$label.json" | tee "$OUT/gemm-$label.txt"
+stacl_run() { # PROGRAM (gemm or forward), LABEL, then env assignments
+    prog=$1 label=$2
+    shift 2
+    runs=$GEMM_RUNS
+    [ "$prog" = forward ] && runs=$FWD_RUNS
+    env "$@" "$BUILD/bench/stacl-bench-$prog" --frames "$FRAMES" --runs "$runs" \
+        --json "$OUT/$prog-$label.json" | tee "$OUT/$prog-$label.txt"
 }
-gemm_run stacl STACL_GEMM=stacl
-gemm_run clblast-off STACL_GEMM=clblast STACL_TUNE=off
-gemm_run clblast-tuned STACL_GEMM=clblast STACL_TUNE="$TUNED"
+stacl_run gemm stacl STACL_GEMM=stacl
+stacl_run gemm clblast-off STACL_GEMM=clblast STACL_TUNE=off
+stacl_run gemm clblast-tuned STACL_GEMM=clblast STACL_TUNE="$TUNED"
 if [ -n "$CORETYPE" ]; then
-    gemm_run "stacl-$CORETYPE" STACL_GEMM=stacl OPENBLAS_CORETYPE="$CORETYPE"
+    stacl_run gemm "stacl-$CORETYPE" STACL_GEMM=stacl OPENBLAS_CORETYPE="$CORETYPE"
 fi
 
 # Whole forwards, each followed by PyTorch so that load lands on both.
@@ -52,18 +54,12 @@ torch_run() { # LABEL, then env assignments
     env "$@" /usr/bin/python3 bench/torch_forward.py --frames "$FRAMES" --runs "$FWD_RUNS" --threads "$THREADS" \
         --json "$OUT/torch-$label.json" | tee "$OUT/torch-$label.txt"
 }
-forward_run() { # LABEL, then env assignments
-    label=$1
-    shift
-    env "$@" "$BUILD/bench/stacl-bench-forward" --frames "$FRAMES" --runs "$FWD_RUNS" \
-        --json "$OUT/forward-$label.json" | tee "$OUT/forward-$label.txt"
-}
-forward_run stacl STACL_GEMM=stacl
+stacl_run forward stacl STACL_GEMM=stacl
 torch_run after-stacl
 if [ -n "$CORETYPE" ]; then torch_run "$CORETYPE-after-stacl" OPENBLAS_CORETYPE="$CORETYPE"; fi
-forward_run clblast-tuned STACL_GEMM=clblast STACL_TUNE="$TUNED"
+stacl_run forward clblast-tuned STACL_GEMM=clblast STACL_TUNE="$TUNED"
 torch_run after-clblast
-if [ "${CLBLAST_OFF_FORWARD:-1}" = 1 ]; then forward_run clblast-off STACL_GEMM=clblast STACL_TUNE=off; fi
+if [ "${CLBLAST_OFF_FORWARD:-1}" = 1 ]; then stacl_run forward clblast-off STACL_GEMM=clblast STACL_TUNE=off; fi
 
 # Training steps: forward + backward + AdamW of one 8-frame clip with
 # ST-Adapters; the adapters' share of FLOPs and of device time.

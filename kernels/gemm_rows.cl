@@ -66,6 +66,20 @@ inline float16 gemm_activation(float16 v, uint epilogue) {
     return v;
 }
 
+/* Stores one row of a 32-column panel at dst: both vectors, or only the
+ * first n (< 32) values of a partial panel. */
+inline void gemm_store_row(__global float *dst, float16 lo, float16 hi, uint n) {
+    if (n >= GEMM_NR) {
+        vstore16(lo, 0, dst);
+        vstore16(hi, 1, dst);
+        return;
+    }
+    float out[GEMM_NR];
+    vstore16(lo, 0, out);
+    vstore16(hi, 1, out);
+    for (uint j = 0; j < n; j++) dst[j] = out[j];
+}
+
 __kernel void gemm_rows(__global const float *A, uint a_off, uint a_row, uint a_col, uint2 a_batch,
                         __global const float *B, uint b_off, uint b_panel, uint b_col, uint b_row, uint2 b_batch,
                         uint b_padded, __global float *C, uint c_off, uint ldc, uint2 c_batch, uint M, uint N, uint K,
@@ -123,42 +137,23 @@ __kernel void gemm_rows(__global const float *A, uint a_off, uint a_row, uint a_
         if (i0 + i >= M) continue;
         __global float *c = C + c_base + (i0 + i) * ldc + n0;
         float16 lo = alpha * acc_lo[i], hi = alpha * acc_hi[i];
-        float out[GEMM_NR]; /* a partial panel's values, stored column by column */
         if (beta != 0.0f) {
             if (full_panel) {
                 lo += beta * vload16(0, c);
                 hi += beta * vload16(1, c);
             } else {
-                for (uint j = 0; j < GEMM_NR; j++) out[j] = n0 + j < N ? c[j] : 0.0f;
-                lo += beta * vload16(0, out);
-                hi += beta * vload16(1, out);
+                float old[GEMM_NR];
+                for (uint j = 0; j < GEMM_NR; j++) old[j] = n0 + j < N ? c[j] : 0.0f;
+                lo += beta * vload16(0, old);
+                hi += beta * vload16(1, old);
             }
         }
         if ((epilogue & 3) != GEMM_EPILOGUE_NONE) {
             lo += bias_lo;
             hi += bias_hi;
         }
-        if (epilogue & GEMM_EPILOGUE_KEEP) {
-            __global float *keep = pre + pre_off + c_at + (i0 + i) * ldc + n0;
-            if (full_panel) {
-                vstore16(lo, 0, keep);
-                vstore16(hi, 1, keep);
-            } else {
-                vstore16(lo, 0, out);
-                vstore16(hi, 1, out);
-                for (uint j = 0; j < N - n0; j++) keep[j] = out[j];
-            }
-        }
-        lo = gemm_activation(lo, epilogue);
-        hi = gemm_activation(hi, epilogue);
-        if (full_panel) {
-            vstore16(lo, 0, c);
-            vstore16(hi, 1, c);
-        } else {
-            vstore16(lo, 0, out);
-            vstore16(hi, 1, out);
-            for (uint j = 0; j < N - n0; j++) c[j] = out[j];
-        }
+        if (epilogue & GEMM_EPILOGUE_KEEP) gemm_store_row(pre + pre_off + c_at + (i0 + i) * ldc + n0, lo, hi, N - n0);
+        gemm_store_row(c, gemm_activation(lo, epilogue), gemm_activation(hi, epilogue), N - n0);
     }
 }
 
@@ -166,8 +161,8 @@ __kernel void gemm_rows(__global const float *A, uint a_off, uint a_row, uint a_
  * attention scores q k^T, and a Linear layer whose weight is not packed):
  * the dot-product form. One work-item computes a GEMM_DM x GEMM_DN block of
  * C as 16-wide partial dot products (16 float16 accumulators, 8 vector loads
- * per 16 fmas), summed across lanes at the end (a fixed tree: lanes 0-7 +
- * 8-15, then 0-3 + 4-7, ...), then the K % 16 tail in order. Rows and
+ * per 16 fmas), summed across lanes at the end (lanes_sum, reduce.cl: a
+ * fixed tree), then the K % 16 tail in order. Rows and
  * columns past M, N are clamped (read, never stored). Batches as in
  * gemm_rows. Work-items: row blocks fastest, then column blocks, then batch. */
 #define GEMM_DM 4
@@ -201,10 +196,7 @@ __kernel void gemm_rows_nt(__global const float *A, uint a_off, uint lda, uint2 
         if (i0 + i >= M) continue;
         _Pragma("unroll") for (int j = 0; j < GEMM_DN; j++) {
             if (n0 + j >= N) continue;
-            const float8 s8 = acc[i][j].lo + acc[i][j].hi;
-            const float4 s4 = s8.lo + s8.hi;
-            const float2 s2 = s4.lo + s4.hi;
-            float s = s2.x + s2.y;
+            float s = lanes_sum(acc[i][j]);
             for (uint t = k; t < K; t++) s = fma(a_rows[i][t], b_rows[j][t], s);
             __global float *c = C + c_off + batch_at(bat, batch_inner, c_batch) + (i0 + i) * ldc + n0 + j;
             *c = beta != 0.0f ? alpha * s + beta * *c : alpha * s;

@@ -31,20 +31,7 @@ __kernel void softmax_rows(__global float *x, uint x_off, uint cols, uint causal
  * devices, where a work-group per row costs a barrier per reduction (PoCL
  * runs a work-group's items as loops split at every barrier) and the
  * vector lanes are better spent along the row. rows: [rows, cols] at x_off.
- * Same masking; sums in 16 lanes, then lanes 0-7 + 8-15, 0-3 + 4-7, ... */
-inline float lanes_max(float16 v) {
-    const float8 a = fmax(v.lo, v.hi);
-    const float4 b = fmax(a.lo, a.hi);
-    const float2 c = fmax(b.lo, b.hi);
-    return fmax(c.x, c.y);
-}
-inline float lanes_sum(float16 v) {
-    const float8 a = v.lo + v.hi;
-    const float4 b = a.lo + a.hi;
-    const float2 c = b.lo + b.hi;
-    return c.x + c.y;
-}
-
+ * Same masking; sums in 16 lanes, then across them (lanes_sum, reduce.cl). */
 __kernel void softmax_rows_wide(__global float *x, uint x_off, uint rows, uint cols, uint causal_len) {
     const uint row = get_global_id(0);
     if (row >= rows) return;
