@@ -63,6 +63,7 @@ struct stacl_ctx {
      * default), 0 = CLBlast; and the packed copies of frozen weights that
      * stacl_linear uses instead of the originals on the former. */
     int gemm_rows;
+    size_t gemm_group; /* work-group size of its GEMM kernels */
     struct stacl_packed_weight *packed;
     size_t n_packed, cap_packed;
     /* Profiling: while on, every launch appends a record (see ops.c). */
