@@ -106,6 +106,45 @@ static stacl_status check_operand(stacl_ctx *ctx, const char *op, const char *na
     return STACL_OK;
 }
 
+/* B of the panel kernel: B(k, n) at off + (n / 32) panel + (n % 32) col +
+ * k row (+ the batch strides); padded: columns past n up to the panel's end
+ * are readable zeros (packed weights). */
+typedef struct panel_b {
+    cl_mem mem;
+    size_t off, panel, col, row, stride, inner_stride;
+    int padded;
+} panel_b;
+
+/* What gemm_rows does before storing (gemm_rows.cl): code 0 nothing, else
+ * 1 + stacl_bias_act with the bias, + 4 to keep the pre-activation in pre. */
+typedef struct epilogue {
+    cl_mem bias, pre;
+    size_t bias_off, pre_off;
+    size_t code;
+} epilogue;
+
+/* One launch of gemm_rows; the operands are checked by the caller. */
+static stacl_status launch_panel(stacl_ctx *ctx, const char *op, int trans_a, size_t m, size_t n, size_t k,
+                                 float alpha, const stacl_gemm_operand *a, const panel_b *b, float beta,
+                                 const stacl_gemm_operand *c, size_t batch, size_t batch_inner, const epilogue *e) {
+    const size_t items = div_up(m, GEMM_MR) * div_up(n, GEMM_NR) * batch;
+    stacl_status st = check_u32(op, items);
+    if (st != STACL_OK) return st;
+    const stacl_gemm_operand b_batch = {b->mem, b->off, 0, b->stride, b->inner_stride};
+    arg_list l = args_for(ctx, K_GEMM_ROWS);
+    arg_mem(&l, a->mem); arg_u32(&l, a->off); arg_u32(&l, trans_a ? 1 : a->ld); arg_u32(&l, trans_a ? a->ld : 1);
+    arg_batch(&l, a);
+    arg_mem(&l, b->mem); arg_u32(&l, b->off); arg_u32(&l, b->panel); arg_u32(&l, b->col); arg_u32(&l, b->row);
+    arg_batch(&l, &b_batch); arg_u32(&l, b->padded != 0);
+    arg_mem(&l, c->mem); arg_u32(&l, c->off); arg_u32(&l, c->ld); arg_batch(&l, c);
+    arg_u32(&l, m); arg_u32(&l, n); arg_u32(&l, k); arg_u32(&l, batch); arg_u32(&l, batch_inner);
+    arg_f32(&l, alpha); arg_f32(&l, beta);
+    /* Without an epilogue neither buffer is read: C stands in. */
+    arg_mem(&l, e->bias ? e->bias : c->mem); arg_u32(&l, e->bias_off); arg_u32(&l, e->code);
+    arg_mem(&l, e->pre ? e->pre : c->mem); arg_u32(&l, e->pre_off);
+    return launch(ctx, op, &l, div_up(items, ctx->gemm_group) * ctx->gemm_group, ctx->gemm_group);
+}
+
 stacl_status stacl_gemm_rows(stacl_ctx *ctx, int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha,
                              const stacl_gemm_operand *a, const stacl_gemm_operand *b, float beta,
                              const stacl_gemm_operand *c, size_t batch, size_t batch_inner) {
@@ -131,20 +170,10 @@ stacl_status stacl_gemm_rows(stacl_ctx *ctx, int trans_a, int trans_b, size_t m,
     } else {
         /* B(k, n) for the panel kernel: row-major [k, n] is read as
          * 32-wide vectors; [n, k] (with a transposed a) is gathered. */
-        const size_t b_col = trans_b ? b->ld : 1, b_row = trans_b ? 1 : b->ld;
-        const size_t items = div_up(m, GEMM_MR) * div_up(n, GEMM_NR) * batch;
-        TRY(check_u32(op, items));
-        arg_list l = args_for(ctx, K_GEMM_ROWS);
-        arg_mem(&l, a->mem); arg_u32(&l, a->off); arg_u32(&l, trans_a ? 1 : a->ld); arg_u32(&l, trans_a ? a->ld : 1);
-        arg_batch(&l, a);
-        arg_mem(&l, b->mem); arg_u32(&l, b->off); arg_u32(&l, GEMM_NR * b_col); arg_u32(&l, b_col);
-        arg_u32(&l, b_row); arg_batch(&l, b); arg_u32(&l, 0);
-        arg_mem(&l, c->mem); arg_u32(&l, c->off); arg_u32(&l, c->ld); arg_batch(&l, c);
-        arg_u32(&l, m); arg_u32(&l, n); arg_u32(&l, k); arg_u32(&l, batch); arg_u32(&l, batch_inner);
-        arg_f32(&l, alpha); arg_f32(&l, beta);
-        arg_mem(&l, c->mem); arg_u32(&l, 0); arg_u32(&l, 0); /* no epilogue: neither buffer is read */
-        arg_mem(&l, c->mem); arg_u32(&l, 0);
-        st = launch(ctx, op, &l, div_up(items, ctx->gemm_group) * ctx->gemm_group, ctx->gemm_group);
+        const size_t b_col = trans_b ? b->ld : 1;
+        const panel_b pb = {b->mem, b->off, GEMM_NR * b_col, b_col, trans_b ? 1 : b->ld, b->stride, b->inner_stride, 0};
+        const epilogue none = {NULL, NULL, 0, 0, 0};
+        st = launch_panel(ctx, op, trans_a, m, n, k, alpha, a, &pb, beta, c, batch, batch_inner, &none);
     }
 cleanup:
     return st;
@@ -215,27 +244,17 @@ stacl_status stacl_gemm_rows_linear(stacl_ctx *ctx, size_t rows, size_t in, size
         return STACL_OK;
     }
     if (rows == 0 || out == 0) return STACL_OK;
-    const size_t items = div_up(rows, GEMM_MR) * div_up(out, GEMM_NR);
     const stacl_gemm_operand ox = {x, x_off, in, 0, 0}, oy = {y, y_off, out, 0, 0}, ob = {bias, bias_off, out, 0, 0},
                              op = {pre, pre_off, out, 0, 0};
     TRY(check_operand(ctx, "linear", "x", &ox, 1, 1, rows, in));
     TRY(check_operand(ctx, "linear", "y", &oy, 1, 1, rows, out));
     if (bias) TRY(check_operand(ctx, "linear", "bias", &ob, 1, 1, 1, out));
     if (pre) TRY(check_operand(ctx, "linear", "pre-activation", &op, 1, 1, rows, out));
-    TRY(check_u32("linear", items));
-    arg_list l = args_for(ctx, K_GEMM_ROWS);
-    arg_mem(&l, x); arg_u32(&l, x_off); arg_u32(&l, in); arg_u32(&l, 1); arg_batch(&l, &ox);
     /* Packed panels [ceil(out/32)][in][32], zero past `out`. */
-    arg_mem(&l, p->packed); arg_u32(&l, p->packed_off); arg_u32(&l, GEMM_NR * in); arg_u32(&l, 1);
-    arg_u32(&l, GEMM_NR); arg_batch(&l, &ox); arg_u32(&l, 1);
-    arg_mem(&l, y); arg_u32(&l, y_off); arg_u32(&l, out); arg_batch(&l, &oy);
-    arg_u32(&l, rows); arg_u32(&l, out); arg_u32(&l, in); arg_u32(&l, 1); arg_u32(&l, 1);
-    arg_f32(&l, 1.0f); arg_f32(&l, accumulate ? 1.0f : 0.0f);
-    /* gemm_rows.cl's epilogue codes: 0 none, 1 + stacl_bias_act, + 4 to keep the pre-activation */
-    arg_mem(&l, bias ? bias : y); arg_u32(&l, bias ? bias_off : 0);
-    arg_u32(&l, (bias ? 1 + (size_t)act : 0) + (bias && pre ? 4 : 0));
-    arg_mem(&l, bias && pre ? pre : y); arg_u32(&l, bias && pre ? pre_off : 0);
-    st = launch(ctx, "gemm", &l, div_up(items, ctx->gemm_group) * ctx->gemm_group, ctx->gemm_group);
+    const panel_b pb = {p->packed, p->packed_off, GEMM_NR * in, 1, GEMM_NR, 0, 0, 1};
+    const epilogue e = {bias, bias && pre ? pre : NULL, bias ? bias_off : 0, bias && pre ? pre_off : 0,
+                        (bias ? 1 + (size_t)act : 0) + (bias && pre ? 4 : 0)};
+    st = launch_panel(ctx, "gemm", 0, rows, out, in, 1.0f, &ox, &pb, accumulate ? 1.0f : 0.0f, &oy, 1, 1, &e);
 cleanup:
     return st;
 }
