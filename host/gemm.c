@@ -1,9 +1,10 @@
 /* gemm.c: the one place that calls CLBlast. Every backbone GEMM goes
  * through here (and on to gemm_rows.c when stacl's own engine is on), so
- * tuning, profiling and a future half-precision path have one home. Row-major throughout. With a tuning set in effect (tune.h) each
- * call first tells CLBlast which of its two paths to take for this shape
- * (indirect: pad/transpose + Xgemm; direct: one XgemmDirect kernel), as
- * measured by `stacl tune`. */
+ * tuning, profiling and a future half-precision path have one home.
+ * Row-major throughout. With a tuning set in effect (tune.h) each call first
+ * tells CLBlast which of its two paths to take for this shape (indirect:
+ * pad/transpose + Xgemm; direct: one XgemmDirect kernel), as measured by
+ * `stacl tune`. */
 #include <clblast_c.h>
 
 #include "ops.h"
