@@ -30,6 +30,7 @@
 typedef float16 bwd_vec;
 #define bwd_vload vload16
 #define bwd_vstore vstore16
+#define bwd_hsum lanes_sum /* reduce.cl: the lanes summed in a fixed halving order */
 /* Input-gradient (dot) kernels: token rows x weight rows per work-item. */
 #define BWD_ROWS 4
 #define BWD_OUTS 2
@@ -45,14 +46,6 @@ bwd_vec bwd_load(__global const float *p, uint n) {
     float v[BWD_VW];
     for (uint k = 0; k < BWD_VW; k++) v[k] = k < n ? p[k] : 0.0f;
     return bwd_vload(0, v);
-}
-
-/* Sum of the lanes in a fixed order (halving). */
-float bwd_hsum(bwd_vec v) {
-    const float8 a = v.lo + v.hi;
-    const float4 b = a.lo + a.hi;
-    const float2 c = b.lo + b.hi;
-    return c.x + c.y;
 }
 
 /* Memory row of logical row r (= f * patches + p): dense (skip 0), or the
